@@ -1,0 +1,1 @@
+"""facade: the stateful, brainstate-compatible layer of stategrad."""
