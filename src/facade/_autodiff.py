@@ -1,0 +1,544 @@
+"""State-aware autodiff: each transform lowers a stateful call and calls ``functional``."""
+
+from __future__ import annotations
+
+import functools
+from collections import OrderedDict
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+
+import functional as F
+from functional._argnums import resolve_argnums
+from functional._engine import check_argnums, check_bool, check_callable, pack, split_aux
+from functional._transforms import _check_transform_params
+
+from ._grad_states import flatten_grad_states, unread_error
+from ._lowering import Lowering
+from ._state import State
+
+Argnums = int | Sequence[int]
+GradStates = State | Sequence[State] | dict[Any, State] | None
+
+# Positions in the pure function: (grad_values, kwargs, *args).
+_ARGS_OFFSET = 2
+
+
+class _NonFinite(Exception):
+    pass
+
+
+def _functional_argnums(argnums: Argnums | None, num_args: int, with_states: bool) -> Any:
+    """``argnums`` of the user's function, as positions in the pure function."""
+    positions = () if argnums is None else resolve_argnums(argnums, num_args)
+    shifted = tuple(_ARGS_OFFSET + p for p in positions)
+    if with_states:
+        return 0 if argnums is None else (0, *shifted)
+    return shifted[0] if isinstance(argnums, int) else shifted
+
+
+def _arrange(grads: Any, argnums: Argnums | None, states_treedef: Any) -> Any:
+    """Give the gradients the spec's structure: var_grads, arg_grads or (var_grads, arg_grads)."""
+    if states_treedef is None:
+        return grads
+    if argnums is None:
+        return states_treedef.unflatten(grads)
+    var_grads = states_treedef.unflatten(grads[0])
+    arg_grads = grads[1] if isinstance(argnums, int) else tuple(grads[1:])
+    return var_grads, arg_grads
+
+
+def _check_states_read(grad_states: Sequence[State], fn: Any) -> Callable[..., None]:
+    def on_discovered(reads: dict[State, None], writes: dict[State, None]) -> None:
+        for s in grad_states:
+            if s not in reads:
+                raise unread_error(s, fn)
+
+    return on_discovered
+
+
+def _with_aux(pure: Any, has_aux: bool, fn: Any) -> Callable[..., Any]:
+    """``pure`` as a function returning ``(value, (aux, written))`` for the functional engine."""
+
+    def f(grad_values: Any, kw: Any, *args: Any) -> Any:
+        out, written = pure(grad_values, kw, *args)
+        value, aux = split_aux(out, has_aux, fn)
+        return value, (aux, written)
+
+    return f
+
+
+class GradientTransform:
+    """A stateful function transformed by a JAX-style gradient transform.
+
+    Args:
+        target: the function; it may read and write States.
+        transform: a JAX-style transform, called as
+            ``transform(f, argnums=..., has_aux=True, **transform_params)``.
+        grad_states: States to differentiate: one, a sequence or a dict (state gradients come
+            back in the same structure).
+        argnums: positional arguments to differentiate (default 0 when ``grad_states`` is None).
+        return_value: also return the function's value.
+        has_aux: the function returns ``(value, aux)``.
+        transform_params: extra keyword arguments for ``transform``.
+        check_states: raise ValueError if a grad_state is never read.
+        debug_nan: raise RuntimeError naming the operation when a gradient is NaN or Inf.
+
+    Example:
+        >>> import jax, jax.numpy as jnp, facade
+        >>> w = facade.State(jnp.array([1.0, 2.0]))
+        >>> g = facade.transform.GradientTransform(lambda x: jnp.sum(w.value * x), jax.grad,
+        ...                                        grad_states=w)
+        >>> g(jnp.array([3.0, 4.0]))
+        Array([3., 4.], dtype=float32)
+    """
+
+    def __init__(
+        self,
+        target: Callable[..., Any],
+        transform: Callable[..., Any],
+        grad_states: GradStates = None,
+        argnums: Argnums | None = None,
+        return_value: bool = False,
+        has_aux: bool = False,
+        transform_params: dict[str, Any] | None = None,
+        check_states: bool = True,
+        debug_nan: bool = False,
+        *,
+        _functional: Callable[..., Any] | None = None,
+    ):
+        check_callable(target, "target")
+        check_callable(transform, "transform")
+        for name, flag in [
+            ("return_value", return_value),
+            ("has_aux", has_aux),
+            ("check_states", check_states),
+            ("debug_nan", debug_nan),
+        ]:
+            check_bool(flag, name)
+        if transform_params is not None and not isinstance(transform_params, dict):
+            raise TypeError(f"transform_params must be a dict, got {type(transform_params).__name__}")
+        states, self._states_treedef = flatten_grad_states(grad_states)
+        if argnums is None and not states:
+            argnums = 0
+        if argnums is not None:
+            check_argnums(argnums)
+        if _functional is None:
+            _check_transform_params(transform, transform_params or {})
+            _functional = functools.partial(
+                F.transform, transform=transform, transform_params=transform_params
+            )
+        self.target = target
+        self.transform = transform
+        self.grad_states = grad_states
+        self.argnums = argnums
+        self.has_aux = has_aux
+        self.return_value = return_value
+        self.debug_nan = debug_nan
+        self._functional = _functional
+        self._lowering = Lowering(
+            target,
+            self._body,
+            states,
+            on_discovered=_check_states_read(states, target) if check_states else None,
+        )
+        functools.update_wrapper(self, target, updated=())
+
+    def _body(self, pure: Any, grad_values: Any, kw: Any, args: tuple[Any, ...]) -> Any:
+        f = _with_aux(pure, self.has_aux, self.target)
+        argnums = _functional_argnums(self.argnums, len(args), bool(self._lowering.grad_states))
+        grads, value, (aux, written) = self._functional(
+            f, argnums, has_aux=True, return_value=True
+        )(grad_values, kw, *args)
+        return (grads, value, aux), written
+
+    def _check_finite(self, result: Any) -> None:
+        leaves = jax.tree.leaves(result[0])
+        if any(isinstance(x, jax.core.Tracer) for x in leaves):
+            return  # inside an outer trace: nothing concrete to check
+        if not all(bool(jnp.all(jnp.isfinite(x))) for x in leaves if jnp.issubdtype(x.dtype, jnp.inexact)):
+            raise _NonFinite
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        if not self.debug_nan:
+            result = self._lowering(args, kwargs)
+        else:
+            try:
+                result = self._lowering(args, kwargs, check=self._check_finite)
+            except _NonFinite:
+                raise self._diagnose_nan(args, kwargs) from None
+        grads, value, aux = result
+        grads = _arrange(grads, self.argnums, self._states_treedef)
+        return pack(grads, value, aux, self.has_aux, self.return_value)
+
+    def _diagnose_nan(self, args: tuple[Any, ...], kwargs: dict[str, Any]) -> RuntimeError:
+        """Re-run with JAX's NaN/Inf checks on, which name the primitive that produced it."""
+        name = getattr(self.target, "__name__", repr(self.target))
+        try:
+            with jax.debug_nans(True), jax.debug_infs(True):
+                self._lowering(args, kwargs, check=self._check_finite)
+        except FloatingPointError as err:
+            return RuntimeError(f"debug_nan: the gradients of {name!r} hold NaN or Inf: {err}")
+        except _NonFinite:
+            pass
+        return RuntimeError(
+            f"debug_nan: the gradients of {name!r} hold NaN or Inf, already present in the "
+            "inputs or states (no operation produced it)"
+        )
+
+
+def _decorator_or(fun: Any, make: Callable[[Callable[..., Any]], Any]) -> Any:
+    """Support both ``grad(f, ...)`` and ``@grad(...)``."""
+    return make if fun is None else make(fun)
+
+
+def _unit_aware_check(unit_aware: bool) -> None:
+    check_bool(unit_aware, "unit_aware")
+    if unit_aware:
+        try:
+            import brainunit  # noqa: F401
+        except ImportError:
+            raise ImportError(
+                "unit_aware=True needs the optional 'brainunit' package: "
+                "pip install 'stategrad[units]'"
+            ) from None
+
+
+def _named(
+    functional_fn: Callable[..., Any],
+    transform: Callable[..., Any],
+    fun: Any,
+    grad_states: GradStates,
+    argnums: Argnums | None,
+    has_aux: bool | None,
+    return_value: bool,
+    check_states: bool,
+    debug_nan: bool,
+    unit_aware: bool,
+    params: dict[str, Any],
+) -> Any:
+    _unit_aware_check(unit_aware)
+    has_aux = bool(has_aux) if has_aux is None else has_aux
+    lowered = functools.partial(functional_fn, **params)
+    if unit_aware:
+        from ._units import unit_aware_functional
+
+        lowered = unit_aware_functional(lowered)
+    return _decorator_or(
+        fun,
+        lambda f: GradientTransform(
+            f,
+            transform,
+            grad_states=grad_states,
+            argnums=argnums,
+            return_value=return_value,
+            has_aux=has_aux,
+            check_states=check_states,
+            debug_nan=debug_nan,
+            _functional=lowered,
+        ),
+    )
+
+
+def grad(
+    fun: Callable[..., Any] | None = None,
+    grad_states: GradStates = None,
+    argnums: Argnums | None = None,
+    holomorphic: bool = False,
+    allow_int: bool = False,
+    has_aux: bool | None = None,
+    return_value: bool = False,
+    unit_aware: bool = False,
+    check_states: bool = True,
+    debug_nan: bool = False,
+) -> Any:
+    """Gradient of a scalar stateful function w.r.t. ``grad_states`` and/or ``argnums``.
+
+    Returns the spec's table: ``grads``; ``(grads, aux)``; ``(grads, value)``;
+    ``(grads, value, aux)``, where ``grads`` is ``arg_grads``, ``var_grads`` or
+    ``(var_grads, arg_grads)``. Used as ``@grad(grad_states=...)`` when ``fun`` is omitted.
+
+    Example:
+        >>> import jax.numpy as jnp, facade
+        >>> w = facade.ParamState(jnp.array(2.0))
+        >>> facade.transform.grad(lambda x: (w.value * x) ** 2, grad_states=w)(3.0)
+        Array(36., dtype=float32, weak_type=True)
+    """
+    check_bool(holomorphic, "holomorphic")
+    check_bool(allow_int, "allow_int")
+    return _named(F.grad, jax.grad, fun, grad_states, argnums, has_aux, return_value,
+                  check_states, debug_nan, unit_aware,
+                  {"holomorphic": holomorphic, "allow_int": allow_int})
+
+
+def vector_grad(
+    func: Callable[..., Any] | None = None,
+    grad_states: GradStates = None,
+    argnums: Argnums | None = None,
+    return_value: bool = False,
+    has_aux: bool | None = None,
+    unit_aware: bool = False,
+    check_states: bool = True,
+    debug_nan: bool = False,
+) -> Any:
+    """Gradient of the sum of a vector-valued stateful function's outputs (``ones @ J``).
+
+    Example:
+        >>> import jax.numpy as jnp, facade
+        >>> facade.transform.vector_grad(lambda x: x ** 2)(jnp.array([1.0, 2.0]))
+        Array([2., 4.], dtype=float32)
+    """
+    return _named(F.vector_grad, F.vector_grad, func, grad_states, argnums, has_aux,
+                  return_value, check_states, debug_nan, unit_aware, {})
+
+
+def jacrev(
+    fun: Callable[..., Any] | None = None,
+    grad_states: GradStates = None,
+    argnums: Argnums | None = None,
+    has_aux: bool | None = None,
+    return_value: bool = False,
+    holomorphic: bool = False,
+    allow_int: bool = False,
+    unit_aware: bool = False,
+    check_states: bool = True,
+    debug_nan: bool = False,
+) -> Any:
+    """Jacobian of a stateful function by reverse mode.
+
+    Example:
+        >>> import jax.numpy as jnp, facade
+        >>> facade.transform.jacrev(lambda x: x ** 2)(jnp.array([1.0, 2.0]))
+        Array([[2., 0.],
+               [0., 4.]], dtype=float32)
+    """
+    check_bool(holomorphic, "holomorphic")
+    check_bool(allow_int, "allow_int")
+    return _named(F.jacrev, jax.jacrev, fun, grad_states, argnums, has_aux, return_value,
+                  check_states, debug_nan, unit_aware,
+                  {"holomorphic": holomorphic, "allow_int": allow_int})
+
+
+jacobian = jacrev
+
+
+def jacfwd(
+    func: Callable[..., Any] | None = None,
+    grad_states: GradStates = None,
+    argnums: Argnums | None = None,
+    has_aux: bool | None = None,
+    return_value: bool = False,
+    holomorphic: bool = False,
+    unit_aware: bool = False,
+    check_states: bool = True,
+    debug_nan: bool = False,
+) -> Any:
+    """Jacobian of a stateful function by forward mode.
+
+    Example:
+        >>> import jax.numpy as jnp, facade
+        >>> facade.transform.jacfwd(lambda x: x ** 2)(jnp.array([1.0, 2.0]))
+        Array([[2., 0.],
+               [0., 4.]], dtype=float32)
+    """
+    check_bool(holomorphic, "holomorphic")
+    return _named(F.jacfwd, jax.jacfwd, func, grad_states, argnums, has_aux, return_value,
+                  check_states, debug_nan, unit_aware, {"holomorphic": holomorphic})
+
+
+def hessian(
+    func: Callable[..., Any] | None = None,
+    grad_states: GradStates = None,
+    argnums: Argnums | None = None,
+    has_aux: bool | None = None,
+    return_value: bool = False,
+    holomorphic: bool = False,
+    unit_aware: bool = False,
+    check_states: bool = True,
+    debug_nan: bool = False,
+) -> Any:
+    """Hessian of a scalar stateful function.
+
+    Example:
+        >>> import jax.numpy as jnp, facade
+        >>> facade.transform.hessian(lambda x: jnp.dot(x, x))(jnp.array([1.0, 2.0]))
+        Array([[2., 0.],
+               [0., 2.]], dtype=float32)
+    """
+    check_bool(holomorphic, "holomorphic")
+    return _named(F.hessian, jax.hessian, func, grad_states, argnums, has_aux, return_value,
+                  check_states, debug_nan, unit_aware, {"holomorphic": holomorphic})
+
+
+def _default_key() -> Any:
+    from . import random
+
+    return random.split_key()
+
+
+def fwd_grad(
+    func: Callable[..., Any] | None = None,
+    grad_states: GradStates = None,
+    argnums: Argnums | None = None,
+    has_aux: bool | None = None,
+    return_value: bool = False,
+    tangent_size: int | None = None,
+    drct_der_clip: float | None = None,
+    key: Any = None,
+    check_states: bool = True,
+    debug_nan: bool = False,
+) -> Any:
+    """Forward-gradient estimate of a scalar stateful function (random directions).
+
+    ``key=None`` draws fresh directions from ``facade.random`` at every call; the draw is
+    threaded through the compiled program like any other state.
+    """
+    return _named(F.fwd_grad, F.fwd_grad, func, grad_states, argnums, has_aux, return_value,
+                  check_states, debug_nan, False,
+                  {"tangent_size": tangent_size, "drct_der_clip": drct_der_clip,
+                   "key": _default_key if key is None else key})
+
+
+# --- vjp / jvp: one-shot calls, so their lowerings are cached on the function itself --------
+
+_PER_FUNCTION = 8  # lowerings kept per function: a bound on what a long-lived function holds
+
+
+def _shared_lowering(fun: Any, config: Any, make: Callable[[], Lowering]) -> Lowering:
+    """The Lowering for ``(fun, config)``, kept in ``fun.__dict__`` so it dies with ``fun``."""
+    store = getattr(fun, "__dict__", None) if not hasattr(fun, "__self__") else None
+    if store is None:
+        return make()
+    try:
+        cache = store.setdefault("__stategrad_lowerings__", OrderedDict())
+        lowering = cache.get(config)
+    except TypeError:  # unhashable config
+        return make()
+    if lowering is None:
+        lowering = cache[config] = make()
+        while len(cache) > _PER_FUNCTION:
+            cache.popitem(last=False)
+    else:
+        cache.move_to_end(config)
+    return lowering
+
+
+def _apply(pullback: Any, cotangent: Any) -> Any:
+    return pullback(cotangent)
+
+
+def vjp(
+    fun: Callable[..., Any],
+    *primals: Any,
+    grad_states: GradStates = None,
+    argnums: Argnums | None = 0,
+    has_aux: bool = False,
+) -> tuple[Any, ...]:
+    """State-aware vector-Jacobian product: ``(out, vjp_fn)`` or ``(out, vjp_fn, aux)``.
+
+    ``vjp_fn(v)`` returns ``arg_cts``, ``(state_cts, arg_cts)`` or ``state_cts`` (see the
+    spec's vjp page); states written by ``fun`` keep their new values.
+
+    Example:
+        >>> import jax.numpy as jnp, facade
+        >>> w = facade.State(jnp.array([2.0, 3.0]))
+        >>> out, vjp_fn = facade.transform.vjp(lambda x: jnp.sum(w.value * x), jnp.ones(2),
+        ...                                    grad_states=w)
+        >>> vjp_fn(1.0)
+        (Array([1., 1.], dtype=float32), Array([2., 3.], dtype=float32))
+    """
+    check_callable(fun)
+    check_bool(has_aux, "has_aux")
+    states, treedef = flatten_grad_states(grad_states)
+    if not primals:
+        argnums = None
+    if argnums is not None:
+        check_argnums(argnums)
+    if argnums is None and not states:
+        raise ValueError("vjp has nothing to differentiate: pass primals with argnums, or grad_states")
+    argnums_key = argnums if argnums is None or isinstance(argnums, int) else tuple(argnums)
+
+    def make() -> Lowering:
+        def body(pure: Any, grad_values: Any, kw: Any, args: tuple[Any, ...]) -> Any:
+            nums = _functional_argnums(argnums, len(args), bool(states))
+            if not states:
+                grad_values = []  # keep the pure function's first position, with nothing in it
+            out, pullback, (aux, written) = F.vjp(
+                _with_aux(pure, has_aux, fun), grad_values, kw, *args, argnums=nums, has_aux=True
+            )
+            return (out, pullback, aux), written
+
+        return Lowering(fun, body, states, on_discovered=_check_states_read(states, fun))
+
+    lowering = _shared_lowering(fun, ("vjp", states, argnums_key, has_aux), make)
+    out, pullback, aux = lowering(primals, {})
+    # The pullback runs as one compiled program too; its jit lives (and dies) with the lowering.
+    apply = lowering.__dict__.setdefault("apply_pullback", jax.jit(_apply))
+
+    def vjp_fn(cotangent: Any) -> Any:
+        return _arrange(apply(pullback, cotangent), argnums, treedef)
+
+    return (out, vjp_fn, aux) if has_aux else (out, vjp_fn)
+
+
+def jvp(
+    fun: Callable[..., Any],
+    primals: Sequence[Any],
+    tangents: Sequence[Any],
+    *,
+    grad_states: GradStates = None,
+    state_tangents: Any = None,
+    has_aux: bool = False,
+) -> tuple[Any, ...]:
+    """State-aware Jacobian-vector product: ``(out, tangent_out)`` or ``(..., aux)``.
+
+    ``state_tangents`` (same structure as ``grad_states``) perturbs states as ``tangents``
+    perturbs ``primals``; states written by ``fun`` keep their new values.
+
+    Example:
+        >>> import jax.numpy as jnp, facade
+        >>> w = facade.State(jnp.array(2.0))
+        >>> facade.transform.jvp(lambda x: w.value * x, (3.0,), (1.0,), grad_states=w,
+        ...                      state_tangents=jnp.array(1.0))
+        (Array(6., dtype=float32, weak_type=True), Array(5., dtype=float32, weak_type=True))
+    """
+    check_callable(fun)
+    check_bool(has_aux, "has_aux")
+    states, treedef = flatten_grad_states(grad_states)
+    if (state_tangents is None) != (not states):
+        raise ValueError("state_tangents must be given exactly when grad_states is")
+    if isinstance(primals, str) or not isinstance(primals, Sequence):
+        raise TypeError(f"primals must be a tuple of pytrees, got {type(primals).__name__}")
+    if isinstance(tangents, str) or not isinstance(tangents, Sequence):
+        raise TypeError(f"tangents must be a tuple of pytrees, got {type(tangents).__name__}")
+    if len(primals) != len(tangents):
+        raise TypeError(
+            f"tangents must have one entry per primal: got {len(tangents)} for {len(primals)}"
+        )
+    state_tangent_list: list[Any] = []
+    if states:
+        state_tangent_list = treedef.flatten_up_to(state_tangents)
+    n = len(primals)
+
+    def make() -> Lowering:
+        def body(pure: Any, grad_values: Any, kw: Any, args: tuple[Any, ...]) -> Any:
+            primal_args, tangent_args = args[:n], args[n:]
+            f = _with_aux(pure, has_aux, fun)
+            out, tangent_out, (aux, written) = F.jvp(
+                lambda gv, *p: f(gv, kw, *p, *tangent_args),
+                (list(grad_values), *primal_args),
+                (list(tangent_args[0]), *tangent_args[1:]),
+                has_aux=True,
+            )
+            return (out, tangent_out, aux), written
+
+        def pure_args_fn(*a: Any, **k: Any) -> Any:
+            return fun(*a[:n], **k)
+
+        return Lowering(pure_args_fn, body, states, on_discovered=_check_states_read(states, fun))
+
+    lowering = _shared_lowering(fun, ("jvp", states, n, has_aux), make)
+    out, tangent_out, aux = lowering((*primals, state_tangent_list, *tangents), {})
+    return (out, tangent_out, aux) if has_aux else (out, tangent_out)

@@ -1,0 +1,239 @@
+"""Lowering a stateful call to one compiled pure program per call signature.
+
+For a stateful ``fn`` and one call signature (tree structure of the arguments and the values
+of their non-array leaves):
+
+1. discover, once, under ``jax.eval_shape``: which states the call reads and writes;
+2. build ``program(state_values, kwargs, *args) -> (result, written_values)``, in which
+   states take their values from a frame (see ``_state``) instead of their own slot;
+3. compile it with ``jax.jit`` and keep it in a cache entry for that signature;
+4. per call: read the states' values, call the compiled program, assign the written values.
+
+A transform plugs in through ``body(pure, grad_values, kwargs, args) -> (result, written)``,
+where ``pure(grad_values, kwargs, *args) -> (out, written)`` is ``fn`` with the differentiated
+states given explicitly (``written``: values of the states ``fn`` wrote, collected in
+``pure.record`` at trace time). Nothing here knows about differentiation.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import jax
+
+from ._state import ARRAY_TYPES, Frame, State, active_frames, frame, peek
+
+Body = Callable[..., tuple[Any, Sequence[Any]]]
+
+
+class _StaleDiscovery(Exception):
+    """A trace touched a state its discovery did not see (its control flow depends on shapes)."""
+
+
+class _Signature:
+    """The parts of a call that a trace depends on beyond array shapes and dtypes.
+
+    ``static_args``: the arguments marked static (whole); ``static_leaves``: the leaves JAX
+    cannot trace (strings, functions, objects), by position among the other arguments' leaves.
+    """
+
+    __slots__ = ("treedef", "static_args", "static_leaves", "key")
+
+    def __init__(self, args: tuple[Any, ...], kwargs: dict[str, Any], static_argnums: frozenset[int]):
+        self.static_args = tuple((i, args[i]) for i in sorted(static_argnums) if i < len(args))
+        if self.static_args:
+            args = tuple(None if i in static_argnums else a for i, a in enumerate(args))
+        leaves, self.treedef = jax.tree.flatten((args, kwargs))
+        self.static_leaves = tuple(
+            (n, x) for n, x in enumerate(leaves) if not isinstance(x, ARRAY_TYPES)
+        )
+        try:
+            self.key: Any = (self.treedef, self.static_args, self.static_leaves)
+            hash(self.key)
+        except TypeError:  # an unhashable static value: this call is lowered afresh
+            self.key = None
+
+    @property
+    def has_statics(self) -> bool:
+        return bool(self.static_args or self.static_leaves)
+
+
+def _split(
+    args: tuple[Any, ...], kwargs: dict[str, Any], sig: _Signature
+) -> tuple[tuple[Any, ...], dict[str, Any]]:
+    """The dynamic parts of ``(args, kwargs)``: static leaves and static arguments become None."""
+    if not sig.has_statics:
+        return args, kwargs
+    marked = {i for i, _ in sig.static_args}
+    args = tuple(None if i in marked else a for i, a in enumerate(args))
+    leaves = jax.tree.leaves((args, kwargs))
+    static = {n for n, _ in sig.static_leaves}
+    return jax.tree.unflatten(sig.treedef, [None if n in static else x for n, x in enumerate(leaves)])
+
+
+def _rebuild(
+    args_dyn: tuple[Any, ...], kw_dyn: dict[str, Any], sig: _Signature
+) -> tuple[tuple[Any, ...], dict[str, Any]]:
+    """Inverse of :func:`_split`, at trace time."""
+    if not sig.has_statics:
+        return tuple(args_dyn), kw_dyn
+    leaves = sig.treedef.flatten_up_to((tuple(args_dyn), kw_dyn))
+    for n, x in sig.static_leaves:
+        leaves[n] = x
+    args, kwargs = jax.tree.unflatten(sig.treedef, leaves)
+    if sig.static_args:
+        marked = dict(sig.static_args)
+        args = tuple(marked.get(i, a) for i, a in enumerate(args))
+    return args, kwargs
+
+
+class _Pure:
+    """``fn`` with the differentiated states' values as an explicit first argument."""
+
+    def __init__(self, fn: Callable[..., Any], grad_states: Sequence[State], sig: _Signature):
+        self.fn, self.grad_states, self.sig = fn, grad_states, sig
+        self.record: list[State] = []
+
+    def __call__(self, grad_values: Sequence[Any], kw_dyn: dict[str, Any], *args_dyn: Any) -> tuple[Any, tuple[Any, ...]]:
+        args, kwargs = _rebuild(args_dyn, kw_dyn, self.sig)
+        with frame(dict(zip(self.grad_states, grad_values, strict=True))) as f:
+            out = self.fn(*args, **kwargs)
+        self.record[:] = list(f.writes)
+        return out, tuple(f.values[s] for s in self.record)
+
+
+class Entry:
+    """One call signature, lowered: the states it reads and writes and its compiled program."""
+
+    __slots__ = ("inputs", "writes", "compiled")
+
+    def __init__(self, inputs: tuple[State, ...], writes: tuple[State, ...], compiled: Callable[..., Any]):
+        self.inputs, self.writes, self.compiled = inputs, writes, compiled
+
+
+def _run_body(
+    fn: Callable[..., Any],
+    grad_states: Sequence[State],
+    body: Body,
+    sig: _Signature,
+    f: Any,
+    kw_dyn: dict[str, Any],
+    args_dyn: tuple[Any, ...],
+) -> Any:
+    """Run ``body`` inside frame ``f``; fold the states ``pure`` wrote into ``f``."""
+    pure = _Pure(fn, grad_states, sig)
+    result, written = body(pure, [f.values[s] for s in grad_states], kw_dyn, args_dyn)
+    for s, v in zip(pure.record, written, strict=True):
+        f.values[s] = v
+    return result
+
+
+def discover(
+    run: Callable[[Frame, dict[str, Any], tuple[Any, ...]], Any],
+    args_dyn: tuple[Any, ...],
+    kw_dyn: dict[str, Any],
+    values: dict[State, Any] | None = None,
+) -> Frame:
+    """Run ``run(frame, kwargs, args)`` abstractly (no FLOPs) in a new frame; return the frame.
+
+    The frame records, in order of first use, every state read and written; nothing is
+    written to any State.
+    """
+    found: list[Frame] = []
+
+    def probe(kw: dict[str, Any], *a: Any) -> None:
+        with frame(values) as f:
+            run(f, kw, a)
+        found.append(f)
+
+    jax.eval_shape(probe, kw_dyn, *args_dyn)
+    return found[0]
+
+
+class Lowering:
+    """The cache of lowered call signatures for one stateful function and one transform.
+
+    Args:
+        fn: the user's stateful function.
+        body: the transform, as described in the module docstring.
+        grad_states: the states whose values ``body`` differentiates (may be empty).
+        on_discovered: called with ``(reads, writes)`` after discovery; raises to reject.
+        jit_kwargs: extra arguments for ``jax.jit`` (e.g. ``donate_argnums``).
+        static_argnums: positional arguments treated as static (hashable, part of the key).
+    """
+
+    def __init__(
+        self,
+        fn: Callable[..., Any],
+        body: Body,
+        grad_states: Sequence[State] = (),
+        *,
+        on_discovered: Callable[[dict[State, None], dict[State, None]], None] | None = None,
+        jit_kwargs: dict[str, Any] | None = None,
+        static_argnums: frozenset[int] = frozenset(),
+    ):
+        self.fn = fn
+        self.body = body
+        self.grad_states = tuple(grad_states)
+        self.on_discovered = on_discovered
+        self.jit_kwargs = jit_kwargs or {}
+        self.static_argnums = static_argnums
+        self.cache: dict[Any, Entry] = {}
+
+    def _lower(self, sig: _Signature, args_dyn: tuple[Any, ...], kw_dyn: dict[str, Any]) -> Entry:
+        fn, grad_states, body = self.fn, self.grad_states, self.body
+        found = discover(
+            lambda f, kw, a: _run_body(fn, grad_states, body, sig, f, kw, a),
+            args_dyn,
+            kw_dyn,
+            {s: peek(s) for s in grad_states},
+        )
+        reads, writes = found.reads, found.writes
+        if self.on_discovered is not None:
+            self.on_discovered(reads, writes)
+        inputs = grad_states + tuple(s for s in reads if s not in set(grad_states))
+        outputs = tuple(writes)
+        known_inputs, known_outputs = set(inputs), set(outputs)
+
+        def program(values: Sequence[Any], kw: dict[str, Any], *a: Any) -> tuple[Any, list[Any]]:
+            with frame(dict(zip(inputs, values, strict=True))) as f:
+                result = _run_body(fn, grad_states, body, sig, f, kw, a)
+            if not (set(f.reads) <= known_inputs and set(f.writes) <= known_outputs):
+                raise _StaleDiscovery
+            return result, [f.values[s] for s in outputs]
+
+        return Entry(inputs, outputs, jax.jit(program, **self.jit_kwargs))
+
+    def __call__(self, args: tuple[Any, ...], kwargs: dict[str, Any], check: Callable[[Any], None] | None = None) -> Any:
+        """Run one call; ``check(result)`` may raise before any state is written."""
+        sig = _Signature(args, kwargs, self.static_argnums)
+        args_dyn, kw_dyn = _split(args, kwargs, sig)
+        for attempt in (0, 1):
+            entry = self.cache.get(sig.key) if sig.key is not None else None
+            if entry is None:
+                entry = self._lower(sig, args_dyn, kw_dyn)
+                if sig.key is not None:
+                    self.cache[sig.key] = entry
+            nested = bool(active_frames())
+            values = [s.value for s in entry.inputs] if nested else [s._value for s in entry.inputs]
+            try:
+                result, written = entry.compiled(values, kw_dyn, *args_dyn)
+                break
+            except _StaleDiscovery:
+                # State shapes changed and with them which states the function touches.
+                self.cache.pop(sig.key, None)
+                if attempt:
+                    raise RuntimeError(
+                        f"{getattr(self.fn, '__name__', self.fn)!r} touches different states "
+                        "on every trace; facade transforms need a stable set of states"
+                    ) from None
+        if check is not None:
+            check(result)
+        if nested:
+            for s, v in zip(entry.writes, written, strict=True):
+                s.value = v
+        else:
+            for s, v in zip(entry.writes, written, strict=True):
+                s._value = v
+        return result
