@@ -6,6 +6,6 @@ them, and each call lowers to one compiled JAX program through the ``functional`
 
 from ._state import HiddenState, LongTermState, ParamState, ShortTermState, State
 
-__all__ = ["HiddenState", "LongTermState", "ParamState", "ShortTermState", "State"]
+__all__ = ["HiddenState", "LongTermState", "ParamState", "ShortTermState", "State", "transform"]
 
 from . import transform  # noqa: E402

@@ -119,7 +119,9 @@ class GradientTransform:
         ]:
             check_bool(flag, name)
         if transform_params is not None and not isinstance(transform_params, dict):
-            raise TypeError(f"transform_params must be a dict, got {type(transform_params).__name__}")
+            raise TypeError(
+                f"transform_params must be a dict, got {type(transform_params).__name__}"
+            )
         states, self._states_treedef = flatten_grad_states(grad_states)
         if argnums is None and not states:
             argnums = 0
@@ -158,7 +160,9 @@ class GradientTransform:
         leaves = jax.tree.leaves(result[0])
         if any(isinstance(x, jax.core.Tracer) for x in leaves):
             return  # inside an outer trace: nothing concrete to check
-        if not all(bool(jnp.all(jnp.isfinite(x))) for x in leaves if jnp.issubdtype(x.dtype, jnp.inexact)):
+        if not all(
+            bool(jnp.all(jnp.isfinite(x))) for x in leaves if jnp.issubdtype(x.dtype, jnp.inexact)
+        ):
             raise _NonFinite
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
@@ -268,9 +272,19 @@ def grad(
     """
     check_bool(holomorphic, "holomorphic")
     check_bool(allow_int, "allow_int")
-    return _named(F.grad, jax.grad, fun, grad_states, argnums, has_aux, return_value,
-                  check_states, debug_nan, unit_aware,
-                  {"holomorphic": holomorphic, "allow_int": allow_int})
+    return _named(
+        F.grad,
+        jax.grad,
+        fun,
+        grad_states,
+        argnums,
+        has_aux,
+        return_value,
+        check_states,
+        debug_nan,
+        unit_aware,
+        {"holomorphic": holomorphic, "allow_int": allow_int},
+    )
 
 
 def vector_grad(
@@ -290,8 +304,19 @@ def vector_grad(
         >>> facade.transform.vector_grad(lambda x: x ** 2)(jnp.array([1.0, 2.0]))
         Array([2., 4.], dtype=float32)
     """
-    return _named(F.vector_grad, F.vector_grad, func, grad_states, argnums, has_aux,
-                  return_value, check_states, debug_nan, unit_aware, {})
+    return _named(
+        F.vector_grad,
+        F.vector_grad,
+        func,
+        grad_states,
+        argnums,
+        has_aux,
+        return_value,
+        check_states,
+        debug_nan,
+        unit_aware,
+        {},
+    )
 
 
 def jacrev(
@@ -316,9 +341,19 @@ def jacrev(
     """
     check_bool(holomorphic, "holomorphic")
     check_bool(allow_int, "allow_int")
-    return _named(F.jacrev, jax.jacrev, fun, grad_states, argnums, has_aux, return_value,
-                  check_states, debug_nan, unit_aware,
-                  {"holomorphic": holomorphic, "allow_int": allow_int})
+    return _named(
+        F.jacrev,
+        jax.jacrev,
+        fun,
+        grad_states,
+        argnums,
+        has_aux,
+        return_value,
+        check_states,
+        debug_nan,
+        unit_aware,
+        {"holomorphic": holomorphic, "allow_int": allow_int},
+    )
 
 
 jacobian = jacrev
@@ -344,8 +379,19 @@ def jacfwd(
                [0., 4.]], dtype=float32)
     """
     check_bool(holomorphic, "holomorphic")
-    return _named(F.jacfwd, jax.jacfwd, func, grad_states, argnums, has_aux, return_value,
-                  check_states, debug_nan, unit_aware, {"holomorphic": holomorphic})
+    return _named(
+        F.jacfwd,
+        jax.jacfwd,
+        func,
+        grad_states,
+        argnums,
+        has_aux,
+        return_value,
+        check_states,
+        debug_nan,
+        unit_aware,
+        {"holomorphic": holomorphic},
+    )
 
 
 def hessian(
@@ -368,8 +414,19 @@ def hessian(
                [0., 2.]], dtype=float32)
     """
     check_bool(holomorphic, "holomorphic")
-    return _named(F.hessian, jax.hessian, func, grad_states, argnums, has_aux, return_value,
-                  check_states, debug_nan, unit_aware, {"holomorphic": holomorphic})
+    return _named(
+        F.hessian,
+        jax.hessian,
+        func,
+        grad_states,
+        argnums,
+        has_aux,
+        return_value,
+        check_states,
+        debug_nan,
+        unit_aware,
+        {"holomorphic": holomorphic},
+    )
 
 
 def _default_key() -> Any:
@@ -395,10 +452,23 @@ def fwd_grad(
     ``key=None`` draws fresh directions from ``facade.random`` at every call; the draw is
     threaded through the compiled program like any other state.
     """
-    return _named(F.fwd_grad, F.fwd_grad, func, grad_states, argnums, has_aux, return_value,
-                  check_states, debug_nan, False,
-                  {"tangent_size": tangent_size, "drct_der_clip": drct_der_clip,
-                   "key": _default_key if key is None else key})
+    return _named(
+        F.fwd_grad,
+        F.fwd_grad,
+        func,
+        grad_states,
+        argnums,
+        has_aux,
+        return_value,
+        check_states,
+        debug_nan,
+        False,
+        {
+            "tangent_size": tangent_size,
+            "drct_der_clip": drct_der_clip,
+            "key": _default_key if key is None else key,
+        },
+    )
 
 
 # --- vjp / jvp: one-shot calls, so their lowerings are cached on the function itself --------
@@ -457,7 +527,9 @@ def vjp(
     if argnums is not None:
         check_argnums(argnums)
     if argnums is None and not states:
-        raise ValueError("vjp has nothing to differentiate: pass primals with argnums, or grad_states")
+        raise ValueError(
+            "vjp has nothing to differentiate: pass primals with argnums, or grad_states"
+        )
     argnums_key = argnums if argnums is None or isinstance(argnums, int) else tuple(argnums)
 
     def make() -> Lowering:

@@ -9,7 +9,9 @@ import jax
 from ._state import State
 
 
-def flatten_grad_states(grad_states: Any, name: str = "grad_states") -> tuple[tuple[State, ...], Any]:
+def flatten_grad_states(
+    grad_states: Any, name: str = "grad_states"
+) -> tuple[tuple[State, ...], Any]:
     """Return the states of ``grad_states`` in order and the treedef to rebuild its structure.
 
     Raises:

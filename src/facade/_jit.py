@@ -56,9 +56,7 @@ class JittedFunction:
         return lowering
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
-        static_kw = tuple(
-            sorted((k, kwargs.pop(k)) for k in self.static_argnames if k in kwargs)
-        )
+        static_kw = tuple(sorted((k, kwargs.pop(k)) for k in self.static_argnames if k in kwargs))
         try:
             lowering = self._lowering(static_kw)
         except TypeError:

@@ -40,7 +40,9 @@ class _Signature:
 
     __slots__ = ("treedef", "static_args", "static_leaves", "key")
 
-    def __init__(self, args: tuple[Any, ...], kwargs: dict[str, Any], static_argnums: frozenset[int]):
+    def __init__(
+        self, args: tuple[Any, ...], kwargs: dict[str, Any], static_argnums: frozenset[int]
+    ):
         self.static_args = tuple((i, args[i]) for i in sorted(static_argnums) if i < len(args))
         if self.static_args:
             args = tuple(None if i in static_argnums else a for i, a in enumerate(args))
@@ -69,7 +71,9 @@ def _split(
     args = tuple(None if i in marked else a for i, a in enumerate(args))
     leaves = jax.tree.leaves((args, kwargs))
     static = {n for n, _ in sig.static_leaves}
-    return jax.tree.unflatten(sig.treedef, [None if n in static else x for n, x in enumerate(leaves)])
+    return jax.tree.unflatten(
+        sig.treedef, [None if n in static else x for n, x in enumerate(leaves)]
+    )
 
 
 def _rebuild(
@@ -95,7 +99,9 @@ class _Pure:
         self.fn, self.grad_states, self.sig = fn, grad_states, sig
         self.record: list[State] = []
 
-    def __call__(self, grad_values: Sequence[Any], kw_dyn: dict[str, Any], *args_dyn: Any) -> tuple[Any, tuple[Any, ...]]:
+    def __call__(
+        self, grad_values: Sequence[Any], kw_dyn: dict[str, Any], *args_dyn: Any
+    ) -> tuple[Any, tuple[Any, ...]]:
         args, kwargs = _rebuild(args_dyn, kw_dyn, self.sig)
         with frame(dict(zip(self.grad_states, grad_values, strict=True))) as f:
             out = self.fn(*args, **kwargs)
@@ -108,7 +114,9 @@ class Entry:
 
     __slots__ = ("inputs", "writes", "compiled")
 
-    def __init__(self, inputs: tuple[State, ...], writes: tuple[State, ...], compiled: Callable[..., Any]):
+    def __init__(
+        self, inputs: tuple[State, ...], writes: tuple[State, ...], compiled: Callable[..., Any]
+    ):
         self.inputs, self.writes, self.compiled = inputs, writes, compiled
 
 
@@ -205,7 +213,12 @@ class Lowering:
 
         return Entry(inputs, outputs, jax.jit(program, **self.jit_kwargs))
 
-    def __call__(self, args: tuple[Any, ...], kwargs: dict[str, Any], check: Callable[[Any], None] | None = None) -> Any:
+    def __call__(
+        self,
+        args: tuple[Any, ...],
+        kwargs: dict[str, Any],
+        check: Callable[[Any], None] | None = None,
+    ) -> Any:
         """Run one call; ``check(result)`` may raise before any state is written."""
         sig = _Signature(args, kwargs, self.static_argnums)
         args_dyn, kw_dyn = _split(args, kwargs, sig)

@@ -96,6 +96,14 @@ def check_value(value: Any, owner: str) -> Any:
     return value
 
 
+def _summarise(x: Any) -> Any:
+    """Small arrays in full, large ones as ``float32[64, 64]``: readable in a terminal."""
+    if np.size(x) <= 8:
+        return x
+    dtype = getattr(x, "dtype", type(x).__name__)
+    return f"{dtype}[{', '.join(map(str, np.shape(x)))}]"
+
+
 class State:
     """A mutable container for a pytree of arrays, tracked by the facade's transforms.
 
@@ -151,12 +159,7 @@ class State:
         return f"{label} (created at {self.source})"
 
     def __repr__(self) -> str:
-        value = jax.tree.map(
-            lambda x: f"{type(x).__name__}(shape={np.shape(x)}, dtype={getattr(x, 'dtype', type(x).__name__)})"
-            if np.ndim(x) > 0
-            else x,
-            self._value,
-        )
+        value = jax.tree.map(_summarise, self._value)
         name = f", name={self.name!r}" if self.name else ""
         return f"{type(self).__name__}(value={value}{name})"
 
