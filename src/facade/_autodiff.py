@@ -70,6 +70,17 @@ def _with_aux(pure: Any, has_aux: bool, fn: Any) -> Callable[..., Any]:
     return f
 
 
+def _via_transform(
+    transform: Callable[..., Any], params: dict[str, Any] | None
+) -> Callable[..., Any]:
+    """``functional.transform`` with ``transform`` fixed, called like ``functional.grad``."""
+
+    def lowered(f: Callable[..., Any], argnums: Any, **options: Any) -> Callable[..., Any]:
+        return F.transform(f, transform, argnums, transform_params=params, **options)
+
+    return lowered
+
+
 class GradientTransform:
     """A stateful function transformed by a JAX-style gradient transform.
 
@@ -129,9 +140,7 @@ class GradientTransform:
             check_argnums(argnums)
         if _functional is None:
             _check_transform_params(transform, transform_params or {})
-            _functional = functools.partial(
-                F.transform, transform=transform, transform_params=transform_params
-            )
+            _functional = _via_transform(transform, transform_params)
         self.target = target
         self.transform = transform
         self.grad_states = grad_states
@@ -198,16 +207,22 @@ def _decorator_or(fun: Any, make: Callable[[Callable[..., Any]], Any]) -> Any:
     return make if fun is None else make(fun)
 
 
-def _unit_aware_check(unit_aware: bool) -> None:
+def _unit_aware_transform(unit_aware: bool, name: str) -> Callable[..., Any] | None:
+    """brainunit's JAX-style transform ``name`` when ``unit_aware``; it plugs into the engine.
+
+    Its gradients carry units (output unit / input unit); without brainunit this raises.
+    """
     check_bool(unit_aware, "unit_aware")
-    if unit_aware:
-        try:
-            import brainunit  # noqa: F401
-        except ImportError:
-            raise ImportError(
-                "unit_aware=True needs the optional 'brainunit' package: "
-                "pip install 'stategrad[units]'"
-            ) from None
+    if not unit_aware:
+        return None
+    try:
+        import brainunit
+    except ImportError:
+        raise ImportError(
+            "unit_aware=True needs the optional 'brainunit' package: "
+            "pip install 'stategrad[units]'"
+        ) from None
+    return getattr(brainunit.autograd, name)
 
 
 def _named(
@@ -223,13 +238,12 @@ def _named(
     unit_aware: bool,
     params: dict[str, Any],
 ) -> Any:
-    _unit_aware_check(unit_aware)
+    unit_transform = _unit_aware_transform(unit_aware, getattr(transform, "__name__", ""))
     has_aux = bool(has_aux) if has_aux is None else has_aux
-    lowered = functools.partial(functional_fn, **params)
-    if unit_aware:
-        from ._units import unit_aware_functional
-
-        lowered = unit_aware_functional(lowered)
+    if unit_transform is None:
+        lowered = functools.partial(functional_fn, **params)
+    else:
+        lowered = _via_transform(unit_transform, params)
     return _decorator_or(
         fun,
         lambda f: GradientTransform(
