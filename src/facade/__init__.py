@@ -4,8 +4,20 @@
 them, and each call lowers to one compiled JAX program through the ``functional`` engine.
 """
 
+from . import _filters as filter
+from . import environ, graph, nn, random, transform
 from ._state import HiddenState, LongTermState, ParamState, ShortTermState, State
 
-__all__ = ["HiddenState", "LongTermState", "ParamState", "ShortTermState", "State", "transform"]
-
-from . import transform  # noqa: E402
+__all__ = [
+    "HiddenState",
+    "LongTermState",
+    "ParamState",
+    "ShortTermState",
+    "State",
+    "environ",
+    "filter",
+    "graph",
+    "nn",
+    "random",
+    "transform",
+]
