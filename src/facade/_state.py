@@ -72,11 +72,18 @@ def peek(state: State) -> Any:
     return state._value
 
 
+# Runtime type-checking wrappers (e.g. the jaxtyping import hook) sit between a user's call
+# and ``State.__init__``; they are not where the state was created.
+_WRAPPER_MODULES = ("jaxtyping", "beartype", "typeguard")
+
+
 def _creation_site() -> str:
     """``file:line`` of the first caller outside this package, for error messages."""
-    f = sys._getframe(2)
-    while f is not None and os.path.dirname(os.path.abspath(f.f_code.co_filename)).startswith(
-        _PACKAGE_DIR
+    f = sys._getframe(1)
+    while f is not None and (
+        os.path.dirname(os.path.abspath(f.f_code.co_filename)).startswith(_PACKAGE_DIR)
+        or f.f_code.co_filename.startswith("<@beartype")
+        or str(f.f_globals.get("__name__", "")).partition(".")[0] in _WRAPPER_MODULES
     ):
         f = f.f_back
     return "<unknown>" if f is None else f"{f.f_code.co_filename}:{f.f_lineno}"
