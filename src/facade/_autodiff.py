@@ -39,15 +39,27 @@ def _functional_argnums(argnums: Argnums | None, num_args: int, with_states: boo
     return shifted[0] if isinstance(argnums, int) else shifted
 
 
-def _arrange(grads: Any, argnums: Argnums | None, states_treedef: Any) -> Any:
+def _arrange(grads: Any, argnums: Argnums | None, with_states: bool) -> Any:
     """Give the gradients the spec's structure: var_grads, arg_grads or (var_grads, arg_grads)."""
-    if states_treedef is None:
+    if not with_states or argnums is None:
         return grads
-    if argnums is None:
-        return states_treedef.unflatten(grads)
-    var_grads = states_treedef.unflatten(grads[0])
-    arg_grads = grads[1] if isinstance(argnums, int) else tuple(grads[1:])
-    return var_grads, arg_grads
+    return grads[0], grads[1] if isinstance(argnums, int) else tuple(grads[1:])
+
+
+def _structured(f: Callable[..., Any], treedef: Any) -> Callable[..., Any]:
+    """``f`` taking the grad_states' values in the user's structure instead of a flat list.
+
+    Differentiating w.r.t. the structured values makes every level of a transform's result
+    carry that structure (the rows of a Jacobian of a pytree output, the blocks of a Hessian),
+    which unflattening a flat result afterwards cannot do.
+    """
+    if treedef is None:
+        return f
+
+    def g(grad_values: Any, kw: Any, *args: Any) -> Any:
+        return f(treedef.flatten_up_to(grad_values), kw, *args)
+
+    return g
 
 
 def _check_states_read(grad_states: Sequence[State], fn: Any) -> Callable[..., None]:
@@ -158,8 +170,11 @@ class GradientTransform:
         functools.update_wrapper(self, target, updated=())
 
     def _body(self, pure: Any, grad_values: Any, kw: Any, args: tuple[Any, ...]) -> Any:
-        f = _with_aux(pure, self.has_aux, self.target)
+        treedef = self._states_treedef
+        f = _structured(_with_aux(pure, self.has_aux, self.target), treedef)
         argnums = _functional_argnums(self.argnums, len(args), bool(self._lowering.grad_states))
+        if treedef is not None:
+            grad_values = treedef.unflatten(grad_values)
         grads, value, (aux, written) = self._functional(
             f, argnums, has_aux=True, return_value=True
         )(grad_values, kw, *args)
@@ -183,7 +198,7 @@ class GradientTransform:
             except _NonFinite:
                 raise self._diagnose_nan(args, kwargs) from None
         grads, value, aux = result
-        grads = _arrange(grads, self.argnums, self._states_treedef)
+        grads = _arrange(grads, self.argnums, self._states_treedef is not None)
         return pack(grads, value, aux, self.has_aux, self.return_value)
 
     def _diagnose_nan(self, args: tuple[Any, ...], kwargs: dict[str, Any]) -> RuntimeError:
@@ -219,8 +234,7 @@ def _unit_aware_transform(unit_aware: bool, name: str) -> Callable[..., Any] | N
         import brainunit
     except ImportError:
         raise ImportError(
-            "unit_aware=True needs the optional 'brainunit' package: "
-            "pip install 'stategrad[units]'"
+            "unit_aware=True needs the optional 'brainunit' package: pip install 'stategrad[units]'"
         ) from None
     return getattr(brainunit.autograd, name)
 
@@ -549,10 +563,15 @@ def vjp(
     def make() -> Lowering:
         def body(pure: Any, grad_values: Any, kw: Any, args: tuple[Any, ...]) -> Any:
             nums = _functional_argnums(argnums, len(args), bool(states))
-            if not states:
-                grad_values = []  # keep the pure function's first position, with nothing in it
+            # Without states, the pure function's first position is kept, with nothing in it.
+            grad_values = treedef.unflatten(grad_values) if states else []
             out, pullback, (aux, written) = F.vjp(
-                _with_aux(pure, has_aux, fun), grad_values, kw, *args, argnums=nums, has_aux=True
+                _structured(_with_aux(pure, has_aux, fun), treedef),
+                grad_values,
+                kw,
+                *args,
+                argnums=nums,
+                has_aux=True,
             )
             return (out, pullback, aux), written
 
@@ -564,7 +583,7 @@ def vjp(
     apply = lowering.__dict__.setdefault("apply_pullback", jax.jit(_apply))
 
     def vjp_fn(cotangent: Any) -> Any:
-        return _arrange(apply(pullback, cotangent), argnums, treedef)
+        return _arrange(apply(pullback, cotangent), argnums, bool(states))
 
     return (out, vjp_fn, aux) if has_aux else (out, vjp_fn)
 
