@@ -1,0 +1,94 @@
+"""Run every ``examples/*.py`` with ``--quick`` in a subprocess, as CI does.
+
+All examples are started at once (at most one per CPU) when the first test asks for its result,
+so the file takes about as long as the slowest examples rather than their sum. Each runs in a
+temporary working directory, where the demo writes its plot.
+
+An example whose top-level imports are not installed (matplotlib and tqdm come with the
+``examples`` extra) is skipped with the reason, not failed.
+"""
+
+from __future__ import annotations
+
+import ast
+import importlib.util
+import os
+import subprocess
+import sys
+from concurrent.futures import Future, ThreadPoolExecutor
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+EXAMPLES = sorted((ROOT / "examples").glob("*.py"))
+TIMEOUT = 300  # seconds, per example; they take a few seconds each on an idle machine
+
+# What each example must print (beyond exiting with status 0).
+EXPECTED = {
+    "demo.py": ["vs raw JAX", "same losses", "Loss curves saved to"],
+    "mlp_optax.py": ["same numbers from both styles"],
+    "equinox_functional.py": ["loss "],
+    "jaxtyping_pipeline.py": ["caught a shape error through F.grad", "parameter"],
+    "recurrent_states.py": ["hidden state after the last step: (32, 16)"],
+    "hessian_jacobians.py": ["Hessian-vector products match the full Hessian"],
+}
+
+
+def _missing_imports(script: Path) -> list[str]:
+    """Top-level modules imported by ``script`` that are not installed."""
+    names = set()
+    for node in ast.parse(script.read_text()).body:
+        if isinstance(node, ast.Import):
+            names.update(alias.name.split(".")[0] for alias in node.names)
+        elif isinstance(node, ast.ImportFrom) and node.module and not node.level:
+            names.add(node.module.split(".")[0])
+    return sorted(n for n in names if importlib.util.find_spec(n) is None)
+
+
+def _run(script: Path, cwd: Path) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "MPLBACKEND": "Agg", "PYTHONUNBUFFERED": "1"}
+    env.pop("PYTEST_ADDOPTS", None)
+    return subprocess.run(
+        [sys.executable, str(script), "--quick"],
+        cwd=cwd,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=TIMEOUT,
+    )
+
+
+@pytest.fixture(scope="module")
+def runs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, tuple[Path, Future]]:
+    pool = ThreadPoolExecutor(max_workers=max(2, os.cpu_count() or 2))
+    started = {}
+    for script in EXAMPLES:
+        if _missing_imports(script):
+            continue
+        cwd = tmp_path_factory.mktemp(script.stem)
+        started[script.name] = (cwd, pool.submit(_run, script, cwd))
+    yield started
+    pool.shutdown(wait=True)
+
+
+def test_every_example_is_expected() -> None:
+    names = {p.name for p in EXAMPLES}
+    assert set(EXPECTED) <= names, f"missing examples: {set(EXPECTED) - names}"
+
+
+@pytest.mark.parametrize("name", [p.name for p in EXAMPLES])
+def test_example_runs_quickly(name: str, runs: dict[str, tuple[Path, Future]]) -> None:
+    missing = _missing_imports(ROOT / "examples" / name)
+    if missing:
+        pytest.skip(f"{name} needs {', '.join(missing)}: pip install -e '.[examples]'")
+    cwd, future = runs[name]
+    result = future.result()
+    output = result.stdout + result.stderr
+    assert result.returncode == 0, f"{name} failed:\n{output[-4000:]}"
+    for text in EXPECTED.get(name, []):
+        assert text in result.stdout, f"{name} did not print {text!r}:\n{result.stdout[-2000:]}"
+    if name == "demo.py":
+        png = cwd / "stategrad_demo.png"
+        assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+        assert str(png) in result.stdout
