@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import argparse
 import functools
-import statistics
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -181,13 +180,16 @@ def train(trainer: Trainer, steps: int) -> list[float]:
     for i in bar:
         losses.append(trainer.step())
         if i % 25 == 0 or i == steps - 1:
-            bar.set_postfix(loss=f"{float(losses[-1]):.5f}")
+            bar.set_postfix(loss=f"{float(losses[-1]):.5f}", refresh=False)
     bar.close()
     return [float(v) for v in losses]
 
 
 def time_steps(trainers: list[Trainer], rounds: int, steps: int) -> dict[str, float]:
-    """Median seconds per step of each trainer, over interleaved rounds of ``steps`` steps."""
+    """Seconds per step of each trainer: the best of interleaved rounds of ``steps`` steps.
+
+    The minimum is the measurement least disturbed by whatever else the machine is doing.
+    """
     samples: dict[str, list[float]] = {t.name: [] for t in trainers}
     for _ in range(rounds):
         for t in trainers:
@@ -197,7 +199,7 @@ def time_steps(trainers: list[Trainer], rounds: int, steps: int) -> dict[str, fl
                 value = t.step()
             jax.block_until_ready(value)
             samples[t.name].append((time.perf_counter() - start) / steps)
-    return {name: statistics.median(s) for name, s in samples.items()}
+    return {name: min(s) for name, s in samples.items()}
 
 
 def summary_table(
@@ -259,7 +261,7 @@ def main() -> None:
     )
     args = parser.parse_args()
     steps = args.steps or (60 if args.quick else 2000)
-    rounds, steps_per_round = (3, 20) if args.quick else (7, 200)
+    rounds, steps_per_round = (3, 20) if args.quick else (15, 200)
 
     data = make_data()
     trainers = make_trainers(data, steps)
@@ -275,7 +277,7 @@ def main() -> None:
     print()
     print(summary_table(trainers, curves, per_step))
     print(
-        f"Time per step: median of {rounds} interleaved rounds of {steps_per_round} steps, "
+        f"Time per step: best of {rounds} interleaved rounds of {steps_per_round} steps, "
         f"measured in this run on {jax.devices()[0].platform.upper()}."
     )
     print("All three styles produced the same losses (relative difference < 1e-4).")
