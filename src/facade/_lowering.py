@@ -247,6 +247,26 @@ class Lowering:
             for s, v in zip(entry.writes, written, strict=True):
                 s.value = v
         else:
+            _check_concrete(entry.writes, written, self.fn)
             for s, v in zip(entry.writes, written, strict=True):
                 s._value = v
         return result
+
+
+def _check_concrete(states: Sequence[State], values: Sequence[Any], fn: Any) -> None:
+    """Refuse to store a tracer of a JAX transform the facade does not own (jax.jit, vmap, scan).
+
+    Called before any state is assigned, so a refusal leaves every State as it was.
+    """
+    for s, v in zip(states, values, strict=True):
+        if isinstance(v, jax.core.Tracer) or (
+            not isinstance(v, jax.Array)
+            and any(isinstance(x, jax.core.Tracer) for x in jax.tree.leaves(v))
+        ):
+            raise RuntimeError(
+                f"{getattr(fn, '__name__', fn)!r} writes {s._describe()} inside a JAX "
+                "transformation (jax.jit, jax.vmap, jax.lax.scan, ...) that the facade cannot "
+                "thread states through, so its new value would be a tracer. Use "
+                "facade.transform.jit around the whole computation, or pass and return the "
+                "value explicitly."
+            )
