@@ -151,8 +151,11 @@ def discover(
     found: list[Frame] = []
 
     def probe(kw: dict[str, Any], *a: Any) -> None:
-        with frame(values) as f:
-            run(f, kw, a)
+        with frame(dict(values) if values else None) as f:
+            try:
+                run(f, kw, a)
+            finally:
+                f.values = {}  # the abstract trace's values must not outlive it
         found.append(f)
 
     jax.eval_shape(probe, kw_dyn, *args_dyn)
