@@ -103,6 +103,14 @@ def check_value(value: Any, owner: str) -> Any:
     return value
 
 
+def _holds_tracer(value: Any) -> bool:
+    if isinstance(value, jax.core.Tracer):
+        return True
+    if isinstance(value, jax.Array):
+        return False
+    return any(isinstance(x, jax.core.Tracer) for x in jax.tree.leaves(value))
+
+
 def _summarise(x: Any) -> Any:
     """Small arrays in full, large ones as ``float32[64, 64]``: readable in a terminal."""
     if np.size(x) <= 8:
@@ -154,6 +162,14 @@ class State:
         new = check_value(new, self._describe())
         frames = _local.frames
         if not frames:
+            if _holds_tracer(new):
+                raise TypeError(
+                    f"{self._describe()} was assigned a tracer of a JAX transformation "
+                    "(jax.jit, jax.vmap, jax.grad, ...) that the facade does not see; the State "
+                    "would keep it after the transformation ends. Use the facade's transforms "
+                    "(facade.transform.jit, grad, ...), which thread states through, or return "
+                    "the value instead of storing it."
+                )
             self._value = new
             return
         for f in frames:
