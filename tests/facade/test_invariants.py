@@ -354,6 +354,26 @@ def test_write_inside_foreign_trace_is_refused(outer):
     assert_clean(m.states(), entry)
 
 
+@pytest.mark.parametrize("outer", [jax.jit, jax.vmap, jax.grad])
+def test_assigning_a_tracer_outside_facade_transforms_is_refused(outer):
+    h = facade.State(jnp.array(0.0), name="h")
+    entry = h._value
+    with pytest.raises(TypeError, match="State 'h'.*tracer"):
+        outer(lambda x: (setattr(h, "value", x * 2.0), jnp.sum(x))[1])(jnp.array([1.0]))
+    assert h._value is entry
+
+
+@pytest.mark.parametrize("name", list(TRANSFORMS) + ["StateFinder"])
+def test_no_trace_leaks(name):
+    """Under jax.checking_leaks, no facade transform keeps a tracer past its trace."""
+    m = Model()
+    make = (lambda m: T.StateFinder(m)) if name == "StateFinder" else TRANSFORMS[name]
+    with jax.checking_leaks():
+        make(m)(X)
+    for s in m.states():
+        assert not isinstance(s._value, jax.core.Tracer)
+
+
 def test_inside_facade_jit_writes_back():
     m_eager, m_jit = Model(), Model()
     g_eager = T.grad(m_eager, grad_states=m_eager.w, argnums=0)
