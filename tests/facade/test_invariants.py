@@ -287,6 +287,41 @@ def test_plain_function_with_vjp_cache_is_freed():
     assert ref() is None
 
 
+def _loss_of(w, x):  # long-lived (module-level) functions; models come and go
+    return jnp.sum(w.value * x)
+
+
+_CURRENT: dict = {}
+
+
+def _loss_of_current(x):
+    return jnp.sum(_CURRENT["w"].value * x)
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="vjp/jvp keep their lowerings in the function's __dict__ (up to 8 per function), "
+    "and a lowering holds its states (grad_states, discovered inputs, the cache key's static "
+    "arguments) strongly: a long-lived function keeps dropped models alive",
+)
+@pytest.mark.parametrize("how", ["state as argument", "global model replaced"])
+def test_long_lived_function_does_not_keep_dropped_states(how):
+    def make():
+        w = facade.State(jnp.ones(2))
+        if how == "state as argument":
+            _, vjp_fn = T.vjp(_loss_of, w, X, grad_states=w, argnums=1)
+        else:
+            _CURRENT["w"] = w
+            _, vjp_fn = T.vjp(_loss_of_current, X, grad_states=w)
+        vjp_fn(1.0)
+        return weakref.ref(w)
+
+    ref = make()
+    _CURRENT.clear()
+    gc.collect()
+    assert ref() is None
+
+
 # --- composition --------------------------------------------------------------------------
 
 
