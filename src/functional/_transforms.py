@@ -103,7 +103,7 @@ def grad(
     Example:
         >>> import jax.numpy as jnp, functional as F
         >>> F.grad(lambda p, x: jnp.sum((p["w"] * x) ** 2))({"w": jnp.array(2.0)}, jnp.ones(3))
-        {'w': Array(12., dtype=float32)}
+        {'w': Array(12., dtype=float32, weak_type=True)}
     """
     _check_common(fun, argnums, has_aux, return_value)
     return _engine.build(
