@@ -501,25 +501,39 @@ def fwd_grad(
 
 # --- vjp / jvp: one-shot calls, so their lowerings are cached on the function itself --------
 
-_PER_FUNCTION = 8  # lowerings kept per function: a bound on what a long-lived function holds
+_KEPT = 8  # lowerings kept per holder: a bound on what one long-lived object holds
 
 
-def _shared_lowering(fun: Any, config: Any, make: Callable[[], Lowering]) -> Lowering:
-    """The Lowering for ``(fun, config)``, kept in ``fun.__dict__`` so it dies with ``fun``."""
-    store = getattr(fun, "__dict__", None) if not hasattr(fun, "__self__") else None
-    if store is None:
-        return make()
+def _shared_lowering(
+    fun: Any, states: tuple[State, ...], config: Any, make: Callable[[], Lowering]
+) -> Lowering:
+    """The Lowering of a one-shot call (``vjp``/``jvp``), cached where it dies with the model.
+
+    With grad_states it is kept on the first of them: a long-lived function (say a module-level
+    loss) then never keeps a dropped model alive, since the cycle state -> lowering -> state is
+    collected with the model. Without grad_states it is kept in ``fun.__dict__``.
+    """
+    if states:
+        holder_cache = states[0].lowerings
+        if holder_cache is None:
+            holder_cache = states[0].lowerings = OrderedDict()
+        key: Any = (fun, config)
+    else:
+        store = getattr(fun, "__dict__", None) if not hasattr(fun, "__self__") else None
+        if store is None:
+            return make()
+        holder_cache = store.setdefault("__stategrad_lowerings__", OrderedDict())
+        key = config
     try:
-        cache = store.setdefault("__stategrad_lowerings__", OrderedDict())
-        lowering = cache.get(config)
+        lowering = holder_cache.get(key)
     except TypeError:  # unhashable config
         return make()
     if lowering is None:
-        lowering = cache[config] = make()
-        while len(cache) > _PER_FUNCTION:
-            cache.popitem(last=False)
+        lowering = holder_cache[key] = make()
+        while len(holder_cache) > _KEPT:
+            holder_cache.popitem(last=False)
     else:
-        cache.move_to_end(config)
+        holder_cache.move_to_end(key)
     return lowering
 
 
@@ -577,7 +591,7 @@ def vjp(
 
         return Lowering(fun, body, states, on_discovered=_check_states_read(states, fun))
 
-    lowering = _shared_lowering(fun, ("vjp", states, argnums_key, has_aux), make)
+    lowering = _shared_lowering(fun, states, ("vjp", states, argnums_key, has_aux), make)
     out, pullback, aux = lowering(primals, {})
     # The pullback runs as one compiled program too; its jit lives (and dies) with the lowering.
     apply = lowering.__dict__.setdefault("apply_pullback", jax.jit(_apply))
@@ -644,6 +658,6 @@ def jvp(
 
         return Lowering(pure_args_fn, body, states, on_discovered=_check_states_read(states, fun))
 
-    lowering = _shared_lowering(fun, ("jvp", states, n, has_aux), make)
+    lowering = _shared_lowering(fun, states, ("jvp", states, n, has_aux), make)
     out, tangent_out, aux = lowering((*primals, state_tangent_list, *tangents), {})
     return (out, tangent_out, aux) if has_aux else (out, tangent_out)

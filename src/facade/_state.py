@@ -134,7 +134,9 @@ class State:
         Array([1., 1.], dtype=float32)
     """
 
-    __slots__ = ("_value", "name", "source", "metadata", "__weakref__")
+    # ``lowerings``: compiled one-shot calls (vjp/jvp) kept on the state they differentiate, so
+    # they die with it (see ``_autodiff._shared_lowering``).
+    __slots__ = ("_value", "name", "source", "metadata", "lowerings", "__weakref__")
 
     def __init__(self, value: Any, name: str | None = None, **metadata: Any):
         if name is not None and not isinstance(name, str):
@@ -142,6 +144,7 @@ class State:
         self.name = name
         self.source = _creation_site()
         self.metadata = metadata
+        self.lowerings: Any = None
         self._value = check_value(value, self._describe())
 
     @property

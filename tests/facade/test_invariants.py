@@ -298,12 +298,6 @@ def _loss_of_current(x):
     return jnp.sum(_CURRENT["w"].value * x)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="vjp/jvp keep their lowerings in the function's __dict__ (up to 8 per function), "
-    "and a lowering holds its states (grad_states, discovered inputs, the cache key's static "
-    "arguments) strongly: a long-lived function keeps dropped models alive",
-)
 @pytest.mark.parametrize("how", ["state as argument", "global model replaced"])
 def test_long_lived_function_does_not_keep_dropped_states(how):
     def make():
