@@ -250,7 +250,7 @@ def hessian(
     )
 
 
-KeyLike = PRNGKeyArray | Callable[[], PRNGKeyArray] | None
+KeyLike = int | PRNGKeyArray | Callable[[], PRNGKeyArray] | None
 
 
 def _fwd_grad_transform(
@@ -276,8 +276,8 @@ def _fwd_grad_transform(
         of_selected = _of_selected(f, args, positions)
         if callable(key):
             k = key()
-        elif key is None:
-            k = jax.random.key(0)
+        elif key is None or isinstance(key, int):
+            k = jax.random.key(key or 0)
         else:
             k = key
         leaves, treedef = jax.tree.flatten(primals)
@@ -330,8 +330,8 @@ def fwd_grad(
     Args:
         tangent_size: number of random directions averaged per call (default 1).
         drct_der_clip: clip each directional derivative to ``[-c, c]``.
-        key: a PRNG key, or a zero-argument callable returning one at each call; ``None``
-            uses ``jax.random.key(0)`` (the same directions every call).
+        key: a PRNG key, an int seed, or a zero-argument callable returning a key at each
+            call; ``None`` uses ``jax.random.key(0)`` (the same directions every call).
 
     Example:
         >>> import jax, jax.numpy as jnp, functional as F
