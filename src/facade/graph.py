@@ -116,16 +116,21 @@ class _SortedDict(dict):
             cls, cls._flatten_with_keys, cls._unflatten, cls._flatten
         )
 
-    def _sorted_keys(self) -> list:
-        return sorted(self, key=self._order)
+    def _sorted_keys(self) -> tuple:
+        # Flattening happens on every jit/transform call: sort once per key set, not per call.
+        keys = tuple(dict.keys(self))
+        cached = self.__dict__.get("_sorted_cache")
+        if cached is None or cached[0] != keys:
+            cached = self.__dict__["_sorted_cache"] = (keys, tuple(sorted(keys, key=self._order)))
+        return cached[1]
 
     def _flatten(self) -> tuple[list, tuple]:
         keys = self._sorted_keys()
-        return [self[k] for k in keys], tuple(keys)
+        return [self[k] for k in keys], keys
 
     def _flatten_with_keys(self) -> tuple[list, tuple]:
         keys = self._sorted_keys()
-        return [(jax.tree_util.DictKey(k), self[k]) for k in keys], tuple(keys)
+        return [(jax.tree_util.DictKey(k), self[k]) for k in keys], keys
 
     @classmethod
     def _unflatten(cls, keys: tuple, children: Iterable) -> _SortedDict:
