@@ -143,6 +143,14 @@ def test_key_as_zero_arg_callable():
     assert_trees_equal(first, F.fwd_grad(f, tangent_size=SIZE, key=jax.random.key(101))(*args))
 
 
+def test_int_seed_key_matches_typed_key():
+    f, args = _dict_case()
+    assert_trees_equal(
+        F.fwd_grad(f, tangent_size=SIZE, key=5)(*args),
+        F.fwd_grad(f, tangent_size=SIZE, key=jax.random.key(5))(*args),
+    )
+
+
 def test_legacy_uint32_key_matches_typed_key():
     f, args = _dict_case()
     raw = jax.random.PRNGKey(3)

@@ -37,7 +37,7 @@ BAD_PARAMETERS = [
     (F.fwd_grad, ((_f,), {"tangent_size": 2.5}), "tangent_size"),
     (F.fwd_grad, ((_f,), {"drct_der_clip": "big"}), "drct_der_clip"),
     (F.fwd_grad, ((_f,), {"key": "k"}), "key"),
-    (F.fwd_grad, ((_f,), {"key": 3}), "key"),
+    (F.fwd_grad, ((_f,), {"key": 1.5}), "key"),
     (F.fwd_grad, ((_f,), {"has_aux": "yes"}), "has_aux"),
     (F.transform, ((3, jax.grad), {}), "fun"),
     (F.transform, ((_f, 3), {}), "transform"),
