@@ -13,8 +13,10 @@ def check_argnums(argnums: Argnums, name: str = "argnums") -> None:
     Range and repeats that only show once negatives are resolved are checked at call time by
     :func:`resolve_argnums`, because they depend on how many arguments the function receives.
     """
-    if isinstance(argnums, bool) or not isinstance(argnums, int | Sequence) or isinstance(
-        argnums, str | bytes
+    if (
+        isinstance(argnums, bool)
+        or not isinstance(argnums, int | Sequence)
+        or isinstance(argnums, str | bytes)
     ):
         raise TypeError(f"{name} must be an int or a sequence of ints, got {argnums!r}")
     if isinstance(argnums, int):

@@ -38,7 +38,7 @@ def split_aux(out: Any, has_aux: bool, fun: Callable[..., Any]) -> tuple[Any, An
 
 
 def pack(grads: Any, value: Any, aux: Any, has_aux: bool, return_value: bool) -> Any:
-    """Arrange a result by the return table: grads, (grads, aux), (grads, value), (grads, value, aux)."""
+    """Arrange a result by the return table: grads, (grads, aux), (grads, value) or all three."""
     if return_value:
         return (grads, value, aux) if has_aux else (grads, value)
     return (grads, aux) if has_aux else grads
@@ -94,9 +94,9 @@ def build(
         # int so that every JAX-style transform unwraps its result by its own convention
         # (``jax.hessian`` nests one level per argnums sequence).
         positions = 0 if single else tuple(range(len(split.positions)))
-        grads, (value, aux) = transform(
-            differentiated, argnums=positions, has_aux=True, **params
-        )(*split.dynamic)
+        grads, (value, aux) = transform(differentiated, argnums=positions, has_aux=True, **params)(
+            *split.dynamic
+        )
         return pack(grads, value, aux, has_aux, return_value)
 
     return transformed

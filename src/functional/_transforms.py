@@ -259,7 +259,7 @@ def _fwd_grad_transform(
     argnums: int | tuple[int, ...],
     has_aux: bool,
     tangent_size: int | None,
-    drct_der_clip: float | None,
+    drct_der_clip: float | int | None,
     key: KeyLike,
 ) -> Fun:
     """JAX-style transform: the forward-gradient estimate ``mean_k (grad . v_k) v_k``.
@@ -322,7 +322,7 @@ def fwd_grad(
     has_aux: bool = False,
     return_value: bool = False,
     tangent_size: int | None = None,
-    drct_der_clip: float | None = None,
+    drct_der_clip: float | int | None = None,
     key: KeyLike = None,
 ) -> Fun:
     """Forward-gradient estimator: random directions, directional derivative times direction.
@@ -340,6 +340,8 @@ def fwd_grad(
         True
     """
     _check_common(fun, argnums, has_aux, return_value)
+    if isinstance(tangent_size, bool):
+        raise TypeError(f"tangent_size must be an int or None, got {tangent_size!r}")
     if tangent_size is not None and tangent_size < 1:
         raise ValueError(f"tangent_size must be a positive int, got {tangent_size}")
     if drct_der_clip is not None and drct_der_clip <= 0:

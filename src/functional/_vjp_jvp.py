@@ -20,7 +20,9 @@ typechecked = jaxtyped(typechecker=beartype)
 
 
 def _describe(tree: Any) -> str:
-    return str(jax.tree.map(lambda x: f"{np.dtype(jax.numpy.result_type(x))}{list(np.shape(x))}", tree))
+    return str(
+        jax.tree.map(lambda x: f"{np.dtype(jax.numpy.result_type(x))}{list(np.shape(x))}", tree)
+    )
 
 
 def _check_like(given: Any, expected_struct: Any, expected: Any, name: str) -> None:
@@ -56,9 +58,7 @@ def _pullback(single: bool, out_struct: Any, out_avals: Any, pullback: Any, cota
 
 
 @typechecked
-def vjp(
-    fun: Fun, *primals: Any, argnums: Argnums = 0, has_aux: bool = False
-) -> tuple[Any, ...]:
+def vjp(fun: Fun, *primals: Any, argnums: Argnums = 0, has_aux: bool = False) -> tuple[Any, ...]:
     """Evaluate ``fun(*primals)`` and return its pullback for the arguments in ``argnums``.
 
     Returns:
@@ -89,9 +89,7 @@ def vjp(
     out, pullback, aux = jax.vjp(differentiated, *split.dynamic, has_aux=True)
     out_avals = jax.tree.map(lambda x: jax.ShapeDtypeStruct(np.shape(x), x.dtype), out)
     vjp_fn = jax.tree_util.Partial(
-        functools.partial(
-            _pullback, isinstance(argnums, int), jax.tree.structure(out), out_avals
-        ),
+        functools.partial(_pullback, isinstance(argnums, int), jax.tree.structure(out), out_avals),
         pullback,
     )
     return (out, vjp_fn, aux) if has_aux else (out, vjp_fn)

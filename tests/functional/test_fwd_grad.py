@@ -231,3 +231,13 @@ def test_non_scalar_output_raises_type_error():
 def test_bad_values_raise_value_error_at_build(kwargs):
     with pytest.raises(ValueError, match=next(iter(kwargs))):
         F.fwd_grad(jnp.sum, **kwargs)
+
+
+def test_integer_clip_is_accepted_and_bool_tangent_size_rejected():
+    f = lambda x: jnp.sum(x**2)  # noqa: E731
+    x = jnp.array([1.0, 2.0])
+    by_int = F.fwd_grad(f, drct_der_clip=1, key=jax.random.key(0))(x)
+    by_float = F.fwd_grad(f, drct_der_clip=1.0, key=jax.random.key(0))(x)
+    np.testing.assert_array_equal(by_int, by_float)
+    with pytest.raises(TypeError, match="tangent_size"):
+        F.fwd_grad(f, tangent_size=True)
