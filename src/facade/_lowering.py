@@ -216,6 +216,22 @@ class Lowering:
 
         return Entry(inputs, outputs, jax.jit(program, **self.jit_kwargs))
 
+    def _entry(self, sig: _Signature, args_dyn: tuple[Any, ...], kw_dyn: dict[str, Any]) -> Entry:
+        entry = self.cache.get(sig.key) if sig.key is not None else None
+        if entry is None:
+            entry = self._lower(sig, args_dyn, kw_dyn)
+            if sig.key is not None:
+                self.cache[sig.key] = entry
+        return entry
+
+    @staticmethod
+    def _run(
+        entry: Entry, nested: bool, args_dyn: tuple[Any, ...], kw_dyn: dict[str, Any]
+    ) -> tuple[Any, list[Any]]:
+        # Inside an outer facade trace, reads go through ``.value`` so that trace records them.
+        values = [s.value for s in entry.inputs] if nested else [s._value for s in entry.inputs]
+        return entry.compiled(values, kw_dyn, *args_dyn)
+
     def __call__(
         self,
         args: tuple[Any, ...],
@@ -225,25 +241,21 @@ class Lowering:
         """Run one call; ``check(result)`` may raise before any state is written."""
         sig = _Signature(args, kwargs, self.static_argnums)
         args_dyn, kw_dyn = _split(args, kwargs, sig)
-        for attempt in (0, 1):
-            entry = self.cache.get(sig.key) if sig.key is not None else None
-            if entry is None:
-                entry = self._lower(sig, args_dyn, kw_dyn)
-                if sig.key is not None:
-                    self.cache[sig.key] = entry
-            nested = bool(active_frames())
-            values = [s.value for s in entry.inputs] if nested else [s._value for s in entry.inputs]
+        nested = bool(active_frames())
+        try:
+            entry = self._entry(sig, args_dyn, kw_dyn)
+            result, written = self._run(entry, nested, args_dyn, kw_dyn)
+        except _StaleDiscovery:
+            # State shapes changed, and with them which states the function touches.
+            self.cache.pop(sig.key, None)
+            entry = self._entry(sig, args_dyn, kw_dyn)
             try:
-                result, written = entry.compiled(values, kw_dyn, *args_dyn)
-                break
+                result, written = self._run(entry, nested, args_dyn, kw_dyn)
             except _StaleDiscovery:
-                # State shapes changed and with them which states the function touches.
-                self.cache.pop(sig.key, None)
-                if attempt:
-                    raise RuntimeError(
-                        f"{getattr(self.fn, '__name__', self.fn)!r} touches different states "
-                        "on every trace; facade transforms need a stable set of states"
-                    ) from None
+                raise RuntimeError(
+                    f"{getattr(self.fn, '__name__', self.fn)!r} touches different states "
+                    "on every trace; facade transforms need a stable set of states"
+                ) from None
         if check is not None:
             check(result)
         if nested:
