@@ -254,6 +254,7 @@ def _named(
 ) -> Any:
     unit_transform = _unit_aware_transform(unit_aware, getattr(transform, "__name__", ""))
     has_aux = bool(has_aux) if has_aux is None else has_aux
+    lowered: Callable[..., Any]
     if unit_transform is None:
         lowered = functools.partial(functional_fn, **params)
     else:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Callable, Sequence
-from typing import Any
+from typing import Any, cast
 
 from ._lowering import Lowering
 
@@ -13,7 +13,7 @@ _ARGS_OFFSET = 2
 
 
 def _as_tuple(x: int | str | Sequence[Any], name: str, kind: type) -> tuple[Any, ...]:
-    items = (x,) if isinstance(x, kind) else tuple(x)
+    items = (x,) if isinstance(x, kind) else tuple(cast(Sequence[Any], x))
     for item in items:
         if not isinstance(item, kind) or isinstance(item, bool):
             raise TypeError(f"{name} must be a {kind.__name__} or a sequence of them, got {x!r}")

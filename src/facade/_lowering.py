@@ -39,6 +39,7 @@ class _Signature:
     """
 
     __slots__ = ("treedef", "static_args", "static_leaves", "key")
+    treedef: Any
 
     def __init__(
         self, args: tuple[Any, ...], kwargs: dict[str, Any], static_argnums: frozenset[int]

@@ -13,6 +13,7 @@ from __future__ import annotations
 import os
 import sys
 import threading
+import types
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
@@ -79,7 +80,7 @@ _WRAPPER_MODULES = ("jaxtyping", "beartype", "typeguard")
 
 def _creation_site() -> str:
     """``file:line`` of the first caller outside this package, for error messages."""
-    f = sys._getframe(1)
+    f: types.FrameType | None = sys._getframe(1)
     while f is not None and (
         os.path.dirname(os.path.abspath(f.f_code.co_filename)).startswith(_PACKAGE_DIR)
         or f.f_code.co_filename.startswith("<@beartype")

@@ -39,6 +39,7 @@ def combine(dynamic: Any, static: Any) -> Any:
     """Inverse of :func:`partition`."""
     if static is None:
         return dynamic
+    treedef: Any
     dyn_leaves, treedef = jax.tree.flatten(dynamic, is_leaf=_is_none)
     static_leaves = treedef.flatten_up_to(static)
     merged = [s if d is None else d for d, s in zip(dyn_leaves, static_leaves, strict=True)]

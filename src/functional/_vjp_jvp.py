@@ -130,7 +130,8 @@ def jvp(
     dyn_tangents = []
     for i, (p, t) in enumerate(zip(split.dynamic, tangents, strict=True)):
         t_dyn = partition(t)[0]
-        if jax.tree.structure(t_dyn) != jax.tree.structure(p):
+        expected: Any = jax.tree.structure(p)
+        if jax.tree.structure(t_dyn) != expected:
             raise TypeError(
                 f"tangents[{i}] must have the structure of primals[{i}] "
                 f"{jax.tree.structure(p)}, got {jax.tree.structure(t_dyn)}"
