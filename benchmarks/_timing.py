@@ -7,7 +7,9 @@ each round so that none always runs first or last. Rounds are short (a few milli
 contender) and many. A round's per-call time is its elapsed time
 divided by ``inner``. We report the median over rounds and, for the ratio to the reference
 (raw JAX), the median of the per-round ratios: both contenders of a pair ran in the same round,
-so slow phases of a shared, loaded machine cancel out of the ratio.
+so slow phases of a shared, loaded machine cancel out of the ratio. As ``timeit`` does, the
+cyclic garbage collector is off while rounds are timed (it runs before), so that a collection
+of objects left by earlier cases is not charged to whichever contender triggers it.
 """
 
 from __future__ import annotations
@@ -57,12 +59,10 @@ def _call(fn: Contender) -> None:
 
 
 def _estimate(fn: Contender, first_call: float) -> float:
-    """Per-call time after the first call: the median of 3 calls, or (a contender slower than
-    a second, e.g. op-by-op eager autodiff) the first call's time itself."""
-    if first_call > 1.0:
-        return first_call
+    """Per-call time after the first call: the median of 3 calls, or one call when the first
+    took over a second (a long compile, or op-by-op eager autodiff of many states)."""
     times = []
-    for _ in range(3):
+    for _ in range(1 if first_call > 1.0 else 3):
         t0 = time.perf_counter()
         _call(fn)
         times.append(time.perf_counter() - t0)
@@ -123,6 +123,25 @@ def interleaved(
         cap[name] = max_rounds if per_round <= slow_round else max(3, int(slow_budget / per_round))
     names = list(live)
     gc.collect()
+    gc_was_enabled = gc.isenabled()
+    gc.disable()  # as timeit does: a collection of unrelated objects is no contender's cost
+    try:
+        return _rounds(live, names, stats, inner, cap, min_rounds, max_rounds, time_budget)
+    finally:
+        if gc_was_enabled:
+            gc.enable()
+
+
+def _rounds(
+    live: dict[str, Contender],
+    names: list[str],
+    stats: dict[str, Stats],
+    inner: dict[str, int],
+    cap: dict[str, int],
+    min_rounds: int,
+    max_rounds: int,
+    time_budget: float,
+) -> dict[str, Stats]:
     spent = 0.0  # time spent in the contenders that take part in every round
     r = 0
     while r < max_rounds and (r < min_rounds or spent < time_budget):
