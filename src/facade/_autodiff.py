@@ -175,13 +175,22 @@ class GradientTransform:
         argnums = _functional_argnums(self.argnums, len(args), bool(self._lowering.grad_states))
         if treedef is not None:
             grad_values = treedef.unflatten(grad_values)
-        grads, value, (aux, written) = self._functional(
-            f, argnums, has_aux=True, return_value=True
-        )(grad_values, kw, *args)
-        return (grads, value, aux), written
+        # The value is computed only when asked for: as an extra output of an eager program
+        # it would cost an N-long reduction per call and many times the compile time.
+        out = self._functional(f, argnums, has_aux=True, return_value=self.return_value)(
+            grad_values, kw, *args
+        )
+        if self.return_value:
+            grads, value, (aux, written) = out
+        else:
+            (grads, (aux, written)), value = out, None
+        grads = _arrange(grads, self.argnums, treedef is not None)
+        # The result leaves the compiled program already in the return table's shape.
+        return pack(grads, value, aux, self.has_aux, self.return_value), written
 
     def _check_finite(self, result: Any) -> None:
-        leaves = jax.tree.leaves(result[0])
+        grads = result[0] if self.has_aux or self.return_value else result
+        leaves = jax.tree.leaves(grads)
         if any(isinstance(x, jax.core.Tracer) for x in leaves):
             return  # inside an outer trace: nothing concrete to check
         if not all(
@@ -191,15 +200,11 @@ class GradientTransform:
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
         if not self.debug_nan:
-            result = self._lowering(args, kwargs)
-        else:
-            try:
-                result = self._lowering(args, kwargs, check=self._check_finite)
-            except _NonFinite:
-                raise self._diagnose_nan(args, kwargs) from None
-        grads, value, aux = result
-        grads = _arrange(grads, self.argnums, self._states_treedef is not None)
-        return pack(grads, value, aux, self.has_aux, self.return_value)
+            return self._lowering(args, kwargs)
+        try:
+            return self._lowering(args, kwargs, check=self._check_finite)
+        except _NonFinite:
+            raise self._diagnose_nan(args, kwargs) from None
 
     def _diagnose_nan(self, args: tuple[Any, ...], kwargs: dict[str, Any]) -> RuntimeError:
         """Re-run with JAX's NaN/Inf checks on, which name the primitive that produced it."""
@@ -595,7 +600,9 @@ def vjp(
     lowering = _shared_lowering(fun, states, ("vjp", states, argnums_key, has_aux), make)
     out, pullback, aux = lowering(primals, {})
     # The pullback runs as one compiled program too; its jit lives (and dies) with the lowering.
-    apply = lowering.__dict__.setdefault("apply_pullback", jax.jit(_apply))
+    apply = lowering.__dict__.get("apply_pullback")
+    if apply is None:
+        apply = lowering.__dict__["apply_pullback"] = jax.jit(_apply)
 
     def vjp_fn(cotangent: Any) -> Any:
         return _arrange(apply(pullback, cotangent), argnums, bool(states))

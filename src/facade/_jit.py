@@ -56,6 +56,8 @@ class JittedFunction:
         return lowering
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        if not self.static_argnames:
+            return self._lowering(())(args, kwargs)
         static_kw = tuple(sorted((k, kwargs.pop(k)) for k in self.static_argnames if k in kwargs))
         try:
             lowering = self._lowering(static_kw)

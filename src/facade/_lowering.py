@@ -21,10 +21,16 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 import jax
+import jax.numpy as jnp
+import numpy as np
 
 from ._state import ARRAY_TYPES, Frame, State, active_frames, frame, peek
 
 Body = Callable[..., tuple[Any, Sequence[Any]]]
+
+
+# Leaves that are dynamic and hold nothing static: a call made only of these needs no signature.
+_PLAIN_TYPES = frozenset({type(jnp.zeros(())), np.ndarray, float, int, complex, bool})
 
 
 class _StaleDiscovery(Exception):
@@ -217,19 +223,36 @@ class Lowering:
 
         return Entry(inputs, outputs, jax.jit(program, **self.jit_kwargs))
 
-    def _entry(self, sig: _Signature, args_dyn: tuple[Any, ...], kw_dyn: dict[str, Any]) -> Entry:
-        entry = self.cache.get(sig.key) if sig.key is not None else None
+    def _key(self, args: tuple[Any, ...], kwargs: dict[str, Any]) -> tuple[Any, _Signature | None]:
+        """The cache key of a call, and its signature when computing the key needed one.
+
+        The common call, positional arrays or numbers only, is keyed by its arity alone
+        (nothing in it is static), which skips flattening the arguments on every call.
+        """
+        if not kwargs and not self.static_argnums:
+            for a in args:
+                if type(a) not in _PLAIN_TYPES:
+                    break
+            else:
+                return len(args), None
+        sig = _Signature(args, kwargs, self.static_argnums)
+        return sig.key, sig
+
+    def _entry(
+        self, key: Any, sig: _Signature, args_dyn: tuple[Any, ...], kw_dyn: dict[str, Any]
+    ) -> Entry:
+        entry = self.cache.get(key) if key is not None else None
         if entry is None:
             entry = self._lower(sig, args_dyn, kw_dyn)
-            if sig.key is not None:
-                self.cache[sig.key] = entry
+            if key is not None:
+                self.cache[key] = entry
         return entry
 
     @staticmethod
     def _run(
         entry: Entry, nested: bool, args_dyn: tuple[Any, ...], kw_dyn: dict[str, Any]
     ) -> tuple[Any, list[Any]]:
-        # Inside an outer facade trace, reads go through ``.value`` so that trace records them.
+        # Inside an outer facade trace, reads go through ``.value`` so that it records them.
         values = [s.value for s in entry.inputs] if nested else [s._value for s in entry.inputs]
         return entry.compiled(values, kw_dyn, *args_dyn)
 
@@ -240,16 +263,24 @@ class Lowering:
         check: Callable[[Any], None] | None = None,
     ) -> Any:
         """Run one call; ``check(result)`` may raise before any state is written."""
-        sig = _Signature(args, kwargs, self.static_argnums)
-        args_dyn, kw_dyn = _split(args, kwargs, sig)
+        key, sig = self._key(args, kwargs)
+        entry = self.cache.get(key) if key is not None else None
+        if sig is None and entry is None:
+            sig = _Signature(args, kwargs, self.static_argnums)
+        args_dyn, kw_dyn = (args, kwargs) if sig is None else _split(args, kwargs, sig)
         nested = bool(active_frames())
         try:
-            entry = self._entry(sig, args_dyn, kw_dyn)
+            if entry is None:
+                entry = self._entry(
+                    key, sig or _Signature(args, kwargs, self.static_argnums), args_dyn, kw_dyn
+                )
             result, written = self._run(entry, nested, args_dyn, kw_dyn)
         except _StaleDiscovery:
             # State shapes changed, and with them which states the function touches.
-            self.cache.pop(sig.key, None)
-            entry = self._entry(sig, args_dyn, kw_dyn)
+            self.cache.pop(key, None)
+            entry = self._entry(
+                key, sig or _Signature(args, kwargs, self.static_argnums), args_dyn, kw_dyn
+            )
             try:
                 result, written = self._run(entry, nested, args_dyn, kw_dyn)
             except _StaleDiscovery:
@@ -259,13 +290,14 @@ class Lowering:
                 ) from None
         if check is not None:
             check(result)
-        if nested:
-            for s, v in zip(entry.writes, written, strict=True):
-                s.value = v
-        else:
-            _check_concrete(entry.writes, written, self.fn)
-            for s, v in zip(entry.writes, written, strict=True):
-                s._value = v
+        if entry.writes:
+            if nested:
+                for s, v in zip(entry.writes, written, strict=True):
+                    s.value = v
+            else:
+                _check_concrete(entry.writes, written, self.fn)
+                for s, v in zip(entry.writes, written, strict=True):
+                    s._value = v
         return result
 
 
