@@ -17,14 +17,14 @@ states given explicitly (``written``: values of the states ``fn`` wrote, collect
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 
-from ._state import ARRAY_TYPES, Frame, State, active_frames, frame, peek
+from ._state import ARRAY_TYPES, Frame, State, active_frames, frame
 
 Body = Callable[..., tuple[Any, Sequence[Any]]]
 
@@ -34,7 +34,11 @@ _PLAIN_TYPES = frozenset({type(jnp.zeros(())), np.ndarray, float, int, complex, 
 
 
 class _StaleDiscovery(Exception):
-    """A trace touched a state its discovery did not see (its control flow depends on shapes)."""
+    """A trace touched other states than its entry assumed; ``frame`` holds all it touched."""
+
+    def __init__(self, frame: Frame):
+        super().__init__()
+        self.frame = frame
 
 
 class _Signature:
@@ -198,18 +202,20 @@ class Lowering:
         self.jit_kwargs = jit_kwargs or {}
         self.static_argnums = static_argnums
         self.cache: dict[Any, Entry] = {}
+        # The states the last lowered signature touched: the first guess for a new signature.
+        self._guess: tuple[tuple[State, ...], tuple[State, ...]] = ((), ())
 
-    def _lower(self, sig: _Signature, args_dyn: tuple[Any, ...], kw_dyn: dict[str, Any]) -> Entry:
+    def _lower(self, sig: _Signature, reads: Iterable[State], writes: Iterable[State]) -> Entry:
+        """The entry of one signature, assuming its calls read ``reads`` and write ``writes``.
+
+        Nothing is traced here. The first trace of the program checks the assumption: a trace
+        that touches other states raises :class:`_StaleDiscovery` carrying everything it
+        touched, which is a complete discovery to lower again from. So a first call traces
+        once when the guess (the grad_states, or the last signature's states) is right, and
+        twice otherwise.
+        """
         fn, grad_states, body = self.fn, self.grad_states, self.body
-        found = discover(
-            lambda f, kw, a: _run_body(fn, grad_states, body, sig, f, kw, a),
-            args_dyn,
-            kw_dyn,
-            {s: peek(s) for s in grad_states},
-        )
-        reads, writes = found.reads, found.writes
-        if self.on_discovered is not None:
-            self.on_discovered(reads, writes)
+        on_discovered = self.on_discovered
         inputs = grad_states + tuple(s for s in reads if s not in set(grad_states))
         outputs = tuple(writes)
         known_inputs, known_outputs = set(inputs), set(outputs)
@@ -217,8 +223,10 @@ class Lowering:
         def program(values: Sequence[Any], kw: dict[str, Any], *a: Any) -> tuple[Any, list[Any]]:
             with frame(dict(zip(inputs, values, strict=True))) as f:
                 result = _run_body(fn, grad_states, body, sig, f, kw, a)
-            if not (set(f.reads) <= known_inputs and set(f.writes) <= known_outputs):
-                raise _StaleDiscovery
+            if not (set(f.reads) <= known_inputs and set(f.writes) == known_outputs):
+                raise _StaleDiscovery(f)
+            if on_discovered is not None:
+                on_discovered(f.reads, f.writes)
             return result, [f.values[s] for s in outputs]
 
         return Entry(inputs, outputs, jax.jit(program, **self.jit_kwargs))
@@ -238,12 +246,10 @@ class Lowering:
         sig = _Signature(args, kwargs, self.static_argnums)
         return sig.key, sig
 
-    def _entry(
-        self, key: Any, sig: _Signature, args_dyn: tuple[Any, ...], kw_dyn: dict[str, Any]
-    ) -> Entry:
+    def _entry(self, key: Any, sig: _Signature) -> Entry:
         entry = self.cache.get(key) if key is not None else None
         if entry is None:
-            entry = self._lower(sig, args_dyn, kw_dyn)
+            entry = self._lower(sig, *self._guess)
             if key is not None:
                 self.cache[key] = entry
         return entry
@@ -271,16 +277,17 @@ class Lowering:
         nested = bool(active_frames())
         try:
             if entry is None:
-                entry = self._entry(
-                    key, sig or _Signature(args, kwargs, self.static_argnums), args_dyn, kw_dyn
-                )
+                entry = self._entry(key, sig or _Signature(args, kwargs, self.static_argnums))
             result, written = self._run(entry, nested, args_dyn, kw_dyn)
-        except _StaleDiscovery:
-            # State shapes changed, and with them which states the function touches.
-            self.cache.pop(key, None)
-            entry = self._entry(
-                key, sig or _Signature(args, kwargs, self.static_argnums), args_dyn, kw_dyn
+        except _StaleDiscovery as stale:
+            # The guess was wrong (a new function, or shapes changed which states it touches):
+            # the failed trace saw everything the call touches, so lower again from that.
+            touched = stale.frame
+            entry = self._lower(
+                sig or _Signature(args, kwargs, self.static_argnums), touched.reads, touched.writes
             )
+            if key is not None:
+                self.cache[key] = entry
             try:
                 result, written = self._run(entry, nested, args_dyn, kw_dyn)
             except _StaleDiscovery:
@@ -288,6 +295,7 @@ class Lowering:
                     f"{getattr(self.fn, '__name__', self.fn)!r} touches different states "
                     "on every trace; facade transforms need a stable set of states"
                 ) from None
+            self._guess = (entry.inputs, entry.writes)
         if check is not None:
             check(result)
         if entry.writes:

@@ -62,3 +62,25 @@ def test_static_leaves_are_part_of_the_key():
     np.testing.assert_allclose(g(x, "square"), 2 * w.value * x**2)
     np.testing.assert_allclose(g(x, "linear"), x)
     assert len(g._lowering.cache) == 2
+
+
+def test_first_call_traces_once_when_only_grad_states_are_touched():
+    w = facade.ParamState(jnp.array([1.0, 2.0]), name="w")
+    buffer = facade.State(jnp.array([10.0, 20.0]), name="buffer")
+    traces = {"plain": 0, "with_buffer": 0}
+
+    def plain(x):
+        traces["plain"] += 1
+        return jnp.sum(w.value * x)
+
+    def with_buffer(x):
+        traces["with_buffer"] += 1
+        return jnp.sum(w.value * x * buffer.value)
+
+    x = jnp.array([3.0, 4.0])
+    np.testing.assert_allclose(T.grad(plain, grad_states=w)(x), x)
+    assert traces["plain"] == 1  # the guess (the grad_states) was right: no discovery pass
+    np.testing.assert_allclose(T.grad(with_buffer, grad_states=w)(x), x * buffer.value)
+    assert traces["with_buffer"] == 2  # the first trace found `buffer`, the second compiled
+    buffer.value = jnp.array([1.0, 1.0])  # buffer is an input, not a baked-in constant
+    np.testing.assert_allclose(T.grad(with_buffer, grad_states=w)(x), x)
