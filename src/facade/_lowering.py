@@ -3,7 +3,8 @@
 For a stateful ``fn`` and one call signature (tree structure of the arguments and the values
 of their non-array leaves):
 
-1. discover, once, under ``jax.eval_shape``: which states the call reads and writes;
+1. guess which states the call reads and writes (the grad_states, or the last signature's);
+   the first trace checks the guess and, when wrong, is itself the discovery to rebuild from;
 2. build ``program(state_values, kwargs, *args) -> (result, written_values)``, in which
    states take their values from a frame (see ``_state``) instead of their own slot;
 3. compile it with ``jax.jit`` and keep it in a cache entry for that signature;
@@ -156,6 +157,8 @@ def discover(
 ) -> Frame:
     """Run ``run(frame, kwargs, args)`` abstractly (no FLOPs) in a new frame; return the frame.
 
+    Used by ``StateFinder``; transforms discover through their first trace instead.
+
     The frame records, in order of first use, every state read and written; nothing is
     written to any State.
     """
@@ -180,7 +183,7 @@ class Lowering:
         fn: the user's stateful function.
         body: the transform, as described in the module docstring.
         grad_states: the states whose values ``body`` differentiates (may be empty).
-        on_discovered: called with ``(reads, writes)`` after discovery; raises to reject.
+        on_discovered: called with the ``(reads, writes)`` of each trace; raises to reject.
         jit_kwargs: extra arguments for ``jax.jit`` (e.g. ``donate_argnums``).
         static_argnums: positional arguments treated as static (hashable, part of the key).
     """
