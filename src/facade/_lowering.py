@@ -25,7 +25,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from ._state import ARRAY_TYPES, Frame, State, active_frames, frame
+from ._state import ARRAY_TYPES, Frame, State, active_frames, frame, peek
 
 Body = Callable[..., tuple[Any, Sequence[Any]]]
 
@@ -35,11 +35,14 @@ _PLAIN_TYPES = frozenset({type(jnp.zeros(())), np.ndarray, float, int, complex, 
 
 
 class _StaleDiscovery(Exception):
-    """A trace touched other states than its entry assumed; ``frame`` holds all it touched."""
+    """A trace touched other states than its entry assumed; it carries all the states touched.
 
-    def __init__(self, frame: Frame):
+    Only States, never the trace's values: nothing of a finished trace may outlive it.
+    """
+
+    def __init__(self, reads: Iterable[State], writes: Iterable[State]):
         super().__init__()
-        self.frame = frame
+        self.reads, self.writes = tuple(reads), tuple(writes)
 
 
 class _Signature:
@@ -227,7 +230,7 @@ class Lowering:
             with frame(dict(zip(inputs, values, strict=True))) as f:
                 result = _run_body(fn, grad_states, body, sig, f, kw, a)
             if not (set(f.reads) <= known_inputs and set(f.writes) == known_outputs):
-                raise _StaleDiscovery(f)
+                raise _StaleDiscovery(f.reads, f.writes)
             if on_discovered is not None:
                 on_discovered(f.reads, f.writes)
             return result, [f.values[s] for s in outputs]
@@ -249,10 +252,28 @@ class Lowering:
         sig = _Signature(args, kwargs, self.static_argnums)
         return sig.key, sig
 
-    def _entry(self, key: Any, sig: _Signature) -> Entry:
+    def _entry(
+        self,
+        key: Any,
+        sig: _Signature,
+        args_dyn: tuple[Any, ...],
+        kw_dyn: dict[str, Any],
+        nested: bool,
+    ) -> Entry:
         entry = self.cache.get(key) if key is not None else None
         if entry is None:
-            entry = self._lower(sig, *self._guess)
+            if nested:
+                # Inside another facade trace a failed guess would leave that trace's tracers
+                # reachable from JAX's finalizers: discover abstractly first instead.
+                found = discover(
+                    lambda f, kw, a: _run_body(self.fn, self.grad_states, self.body, sig, f, kw, a),
+                    args_dyn,
+                    kw_dyn,
+                    {s: peek(s) for s in self.grad_states},
+                )
+                entry = self._lower(sig, found.reads, found.writes)
+            else:
+                entry = self._lower(sig, *self._guess)
             if key is not None:
                 self.cache[key] = entry
         return entry
@@ -280,15 +301,17 @@ class Lowering:
         nested = bool(active_frames())
         try:
             if entry is None:
-                entry = self._entry(key, sig or _Signature(args, kwargs, self.static_argnums))
+                sig = sig or _Signature(args, kwargs, self.static_argnums)
+                entry = self._entry(key, sig, args_dyn, kw_dyn, nested)
             result, written = self._run(entry, nested, args_dyn, kw_dyn)
+            touched = None
         except _StaleDiscovery as stale:
+            touched = (stale.reads, stale.writes)
+        if touched is not None:
             # The guess was wrong (a new function, or shapes changed which states it touches):
-            # the failed trace saw everything the call touches, so lower again from that.
-            touched = stale.frame
-            entry = self._lower(
-                sig or _Signature(args, kwargs, self.static_argnums), touched.reads, touched.writes
-            )
+            # the failed trace saw everything the call touches, so lower again from that. This
+            # runs after the except block, so the failed trace's traceback is already gone.
+            entry = self._lower(sig or _Signature(args, kwargs, self.static_argnums), *touched)
             if key is not None:
                 self.cache[key] = entry
             try:
@@ -299,6 +322,7 @@ class Lowering:
                     "on every trace; facade transforms need a stable set of states"
                 ) from None
             self._guess = (entry.inputs, entry.writes)
+        assert entry is not None  # set by the lookup, _entry or the rebuild above
         if check is not None:
             check(result)
         if entry.writes:
