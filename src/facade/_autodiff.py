@@ -46,6 +46,16 @@ def _arrange(grads: Any, argnums: Argnums | None, with_states: bool) -> Any:
     return grads[0], grads[1] if isinstance(argnums, int) else tuple(grads[1:])
 
 
+def _by_argnum(grads: Any, out_tree: Any, count: int) -> tuple[Any, ...]:
+    """Regroup a Jacobian that JAX nests output first, then by argnum, argnum first.
+
+    ``jax.jacrev(f, argnums=(0, 1))`` of a dict output is ``{"a": (J0, J1), ...}``; the return
+    table wants ``(var_grads, arg_grads)``: ``({"a": J0, ...}, {"a": J1, ...})``.
+    """
+    per_output = out_tree.flatten_up_to(grads)
+    return tuple(out_tree.unflatten([p[i] for p in per_output]) for i in range(count))
+
+
 def _structured(f: Callable[..., Any], treedef: Any) -> Callable[..., Any]:
     """``f`` taking the grad_states' values in the user's structure instead of a flat list.
 
@@ -131,6 +141,7 @@ class GradientTransform:
         debug_nan: bool = False,
         *,
         _functional: Callable[..., Any] | None = None,
+        _output_first: bool = False,
     ):
         check_callable(target, "target")
         check_callable(transform, "transform")
@@ -161,6 +172,8 @@ class GradientTransform:
         self.return_value = return_value
         self.debug_nan = debug_nan
         self._functional = _functional
+        # Jacobian-style transforms nest their result by the output's structure first.
+        self._output_first = _output_first
         self._lowering = Lowering(
             target,
             self._body,
@@ -171,7 +184,15 @@ class GradientTransform:
 
     def _body(self, pure: Any, grad_values: Any, kw: Any, args: tuple[Any, ...]) -> Any:
         treedef = self._states_treedef
-        f = _structured(_with_aux(pure, self.has_aux, self.target), treedef)
+        with_aux = _with_aux(pure, self.has_aux, self.target)
+        out_tree: list[Any] = []  # the output's tree structure, seen at trace time
+
+        def recording(*a: Any) -> Any:
+            result = with_aux(*a)
+            out_tree[:] = [jax.tree.structure(result[0])]
+            return result
+
+        f = _structured(recording, treedef)
         argnums = _functional_argnums(self.argnums, len(args), bool(self._lowering.grad_states))
         if treedef is not None:
             grad_values = treedef.unflatten(grad_values)
@@ -184,6 +205,8 @@ class GradientTransform:
             grads, value, (aux, written) = out
         else:
             (grads, (aux, written)), value = out, None
+        if self._output_first and not isinstance(argnums, int):
+            grads = _by_argnum(grads, out_tree[0], len(argnums))
         grads = _arrange(grads, self.argnums, treedef is not None)
         # The result leaves the compiled program already in the return table's shape.
         return pack(grads, value, aux, self.has_aux, self.return_value), written
@@ -276,6 +299,7 @@ def _named(
             check_states=check_states,
             debug_nan=debug_nan,
             _functional=lowered,
+            _output_first=transform in (jax.jacrev, jax.jacfwd),
         ),
     )
 
