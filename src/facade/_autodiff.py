@@ -205,7 +205,9 @@ class GradientTransform:
             grads, value, (aux, written) = out
         else:
             (grads, (aux, written)), value = out, None
-        if self._output_first and not isinstance(argnums, int):
+        if self._output_first and treedef is not None and not isinstance(argnums, int):
+            # Only the (var_grads, arg_grads) layout regroups; without grad_states the result
+            # is exactly JAX's.
             grads = _by_argnum(grads, out_tree[0], len(argnums))
         grads = _arrange(grads, self.argnums, treedef is not None)
         # The result leaves the compiled program already in the return table's shape.
