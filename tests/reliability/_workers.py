@@ -1,0 +1,69 @@
+"""The suite's subprocesses: started early so they overlap the in-process tests.
+
+``conftest.py`` starts each worker when the collected tests include one that needs it; a test
+then calls :func:`report` for the worker's JSON report (starting it there if it was not started).
+The workers are: ``models`` (1,000 models created and dropped, see ``_models_worker.py``) and
+``sharding`` (8 simulated CPU devices, see ``_sharding_worker.py``).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from typing import Any
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+N_MODELS = 1_000
+MODEL_WINDOW = 40  # models measured per kind with tracemalloc on
+
+WORKERS: dict[str, tuple[list[str], dict[str, str]]] = {
+    "models": (
+        [os.path.join(HERE, "_models_worker.py"), str(N_MODELS), str(MODEL_WINDOW)],
+        {},
+    ),
+    "sharding": (
+        [os.path.join(HERE, "_sharding_worker.py")],
+        {"XLA_FLAGS": "--xla_force_host_platform_device_count=8"},
+    ),
+}
+# Which test module needs which worker.
+NEEDED_BY = {"test_memory.py": "models", "test_sharding.py": "sharding"}
+
+_procs: dict[str, subprocess.Popen[str]] = {}
+_reports: dict[str, dict[str, Any]] = {}
+
+
+def start(name: str) -> None:
+    if name in _procs or name in _reports:
+        return
+    argv, extra_env = WORKERS[name]
+    env = dict(os.environ, JAX_PLATFORMS="cpu", **extra_env)
+    _procs[name] = subprocess.Popen(
+        [sys.executable, *argv],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=env,
+    )
+
+
+def report(name: str) -> dict[str, Any]:
+    """The worker's report (waits for it); raises AssertionError if the worker failed."""
+    if name not in _reports:
+        start(name)
+        proc = _procs.pop(name)
+        out, err = proc.communicate(timeout=900)
+        assert proc.returncode == 0, f"{name} worker failed:\n{err[-4000:]}"
+        line = next(x for x in out.splitlines() if x.startswith("REPORT "))
+        _reports[name] = json.loads(line[len("REPORT ") :])
+    return _reports[name]
+
+
+def stop_all() -> None:
+    for proc in _procs.values():
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    _procs.clear()
