@@ -364,9 +364,6 @@ def facade_layout(raw_t: Any, pure: Any, p: Problem, gvals: Any, args: Any) -> A
 
 def run_grad_like(name: str, p: Problem, rtol: float = 1e-4, atol: float = 1e-5) -> None:
     facade_t, functional_t, raw_t, vector = GRAD_LIKE[name]
-    if name.startswith("jac") and not p.grad_idx and not isinstance(p.argnums, int):
-        if not JAC_TUPLE_ARGNUMS_OK:
-            p.out_kind = "array"  # see test_jacobian_tuple_argnums_matches_jax (xfail)
     states = p.make_states()
     args = tuple(p.args)
     got = facade_t(
@@ -517,7 +514,8 @@ def test_jacobian_blocks_of_a_pytree_output(transform: str, out_kind: str, argnu
 
 
 def _jacobian_tuple_argnums(transform: str) -> None:
-    """Without grad_states the facade is raw JAX: output first, then one entry per argnum."""
+    """Without grad_states the facade is raw JAX: output first, then one entry per argnum
+    (found by this suite: d46eb62 regrouped it argnum-first; fixed in 4f3b1b5)."""
     x, y = jnp.array([1.0, 2.0]), jnp.array([0.5, -1.0])
 
     def f(x: Any, y: Any) -> Any:
@@ -527,24 +525,6 @@ def _jacobian_tuple_argnums(transform: str) -> None:
     assert_same(got, getattr(jax, transform)(f, argnums=(0, 1))(x, y), f"facade.{transform}")
 
 
-def _jacobian_tuple_argnums_ok() -> bool:
-    try:
-        _jacobian_tuple_argnums("jacrev")
-        _jacobian_tuple_argnums("jacfwd")
-    except AssertionError:
-        return False
-    return True
-
-
-JAC_TUPLE_ARGNUMS_OK = _jacobian_tuple_argnums_ok()
-
-
-@pytest.mark.xfail(
-    strict=True,
-    reason="since d46eb62 facade jacrev/jacfwd WITHOUT grad_states regroup a sequence-argnums "
-    "Jacobian of a pytree output argnum-first ({'a': (J,)} becomes ({'a': J},)), unlike raw "
-    "JAX, functional and the facade before; the random search avoids that case until fixed",
-)
 @pytest.mark.parametrize("transform", ["jacrev", "jacfwd"])
 def test_jacobian_tuple_argnums_matches_jax(transform: str) -> None:
     _jacobian_tuple_argnums(transform)
