@@ -34,17 +34,6 @@ Body = Callable[..., tuple[Any, Sequence[Any]]]
 _PLAIN_TYPES = frozenset({type(jnp.zeros(())), np.ndarray, float, int, complex, bool})
 
 
-class _StaleDiscovery(Exception):
-    """A trace touched other states than its entry assumed; it carries all the states touched.
-
-    Only States, never the trace's values: nothing of a finished trace may outlive it.
-    """
-
-    def __init__(self, reads: Iterable[State], writes: Iterable[State]):
-        super().__init__()
-        self.reads, self.writes = tuple(reads), tuple(writes)
-
-
 class _Signature:
     """The parts of a call that a trace depends on beyond array shapes and dtypes.
 
@@ -127,12 +116,13 @@ class _Pure:
 class Entry:
     """One call signature, lowered: the states it reads and writes and its compiled program."""
 
-    __slots__ = ("inputs", "writes", "compiled")
+    __slots__ = ("inputs", "writes", "compiled", "stale")
 
-    def __init__(
-        self, inputs: tuple[State, ...], writes: tuple[State, ...], compiled: Callable[..., Any]
-    ):
-        self.inputs, self.writes, self.compiled = inputs, writes, compiled
+    def __init__(self, inputs: tuple[State, ...], writes: tuple[State, ...]):
+        self.inputs, self.writes = inputs, writes
+        self.compiled: Any = None
+        # Set by a trace that touched other states than ``inputs``/``writes``: all it touched.
+        self.stale: tuple[tuple[State, ...], tuple[State, ...]] | None = None
 
 
 def _run_body(
@@ -214,28 +204,32 @@ class Lowering:
     def _lower(self, sig: _Signature, reads: Iterable[State], writes: Iterable[State]) -> Entry:
         """The entry of one signature, assuming its calls read ``reads`` and write ``writes``.
 
-        Nothing is traced here. The first trace of the program checks the assumption: a trace
-        that touches other states raises :class:`_StaleDiscovery` carrying everything it
-        touched, which is a complete discovery to lower again from. So a first call traces
-        once when the guess (the grad_states, or the last signature's states) is right, and
-        twice otherwise.
+        Nothing is traced here. Each trace of the program checks the assumption: a trace that
+        touches other states completes anyway and records everything it touched in
+        ``entry.stale``, a complete discovery to lower again from. (It is flagged, not raised:
+        JAX 0.10 never frees an aborted trace that captured array constants.) So a first call
+        traces once when the guess (the grad_states, or the last signature's states) is right,
+        and twice otherwise.
         """
         fn, grad_states, body = self.fn, self.grad_states, self.body
         on_discovered = self.on_discovered
         inputs = grad_states + tuple(s for s in reads if s not in set(grad_states))
         outputs = tuple(writes)
         known_inputs, known_outputs = set(inputs), set(outputs)
+        entry = Entry(inputs, outputs)
 
         def program(values: Sequence[Any], kw: dict[str, Any], *a: Any) -> tuple[Any, list[Any]]:
             with frame(dict(zip(inputs, values, strict=True))) as f:
                 result = _run_body(fn, grad_states, body, sig, f, kw, a)
             if not (set(f.reads) <= known_inputs and set(f.writes) == known_outputs):
-                raise _StaleDiscovery(f.reads, f.writes)
+                entry.stale = (tuple(f.reads), tuple(f.writes))
+                return result, []  # a program never used: the caller lowers again
             if on_discovered is not None:
                 on_discovered(f.reads, f.writes)
             return result, [f.values[s] for s in outputs]
 
-        return Entry(inputs, outputs, jax.jit(program, **self.jit_kwargs))
+        entry.compiled = jax.jit(program, **self.jit_kwargs)
+        return entry
 
     def _key(self, args: tuple[Any, ...], kwargs: dict[str, Any]) -> tuple[Any, _Signature | None]:
         """The cache key of a call, and its signature when computing the key needed one.
@@ -274,6 +268,11 @@ class Lowering:
                 entry = self._lower(sig, found.reads, found.writes)
             else:
                 entry = self._lower(sig, *self._guess)
+                # Trace now (the call reuses this trace); a wrong guess is rebuilt untraced.
+                entry.compiled.trace([s._value for s in entry.inputs], kw_dyn, *args_dyn)
+                if entry.stale is not None:
+                    entry = self._lower(sig, *entry.stale)
+                    self._guess = (entry.inputs, entry.writes)
             if key is not None:
                 self.cache[key] = entry
         return entry
@@ -299,30 +298,22 @@ class Lowering:
             sig = _Signature(args, kwargs, self.static_argnums)
         args_dyn, kw_dyn = (args, kwargs) if sig is None else _split(args, kwargs, sig)
         nested = bool(active_frames())
-        try:
-            if entry is None:
-                sig = sig or _Signature(args, kwargs, self.static_argnums)
-                entry = self._entry(key, sig, args_dyn, kw_dyn, nested)
-            result, written = self._run(entry, nested, args_dyn, kw_dyn)
-            touched = None
-        except _StaleDiscovery as stale:
-            touched = (stale.reads, stale.writes)
-        if touched is not None:
-            # The guess was wrong (a new function, or shapes changed which states it touches):
-            # the failed trace saw everything the call touches, so lower again from that. This
-            # runs after the except block, so the failed trace's traceback is already gone.
-            entry = self._lower(sig or _Signature(args, kwargs, self.static_argnums), *touched)
+        if entry is None:
+            sig = sig or _Signature(args, kwargs, self.static_argnums)
+            entry = self._entry(key, sig, args_dyn, kw_dyn, nested)
+        result, written = self._run(entry, nested, args_dyn, kw_dyn)
+        if entry.stale is not None:
+            # A later trace (new shapes) touched other states: its results used stale inputs.
+            entry = self._lower(sig or _Signature(args, kwargs, self.static_argnums), *entry.stale)
             if key is not None:
                 self.cache[key] = entry
-            try:
-                result, written = self._run(entry, nested, args_dyn, kw_dyn)
-            except _StaleDiscovery:
+            result, written = self._run(entry, nested, args_dyn, kw_dyn)
+            if entry.stale is not None:
                 raise RuntimeError(
                     f"{getattr(self.fn, '__name__', self.fn)!r} touches different states "
                     "on every trace; facade transforms need a stable set of states"
-                ) from None
+                )
             self._guess = (entry.inputs, entry.writes)
-        assert entry is not None  # set by the lookup, _entry or the rebuild above
         if check is not None:
             check(result)
         if entry.writes:

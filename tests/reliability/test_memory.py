@@ -35,14 +35,6 @@ CHECKPOINT = 90_000
 N_MODELS = _workers.N_MODELS
 
 
-ABORTED_TRACE_LEAK = pytest.mark.xfail(
-    strict=True,
-    reason="since 007a4cc (trace once, guessing the states), the first call of a transform whose "
-    "function touches a State outside the guess aborts its first jit trace, in which that "
-    "State's concrete value was captured as a constant; JAX 0.10 keeps an aborted trace with "
-    "array constants alive forever (DynamicJaxprTrace.finalize_const in the weakref.finalize "
-    "registry), so each such model leaks ~15-25 KB (~20 tracers) after it is dropped",
-)
 
 
 def test_100k_calls_flat() -> None:
@@ -108,12 +100,7 @@ DROPPED = {
 
 @pytest.mark.parametrize(
     "kind",
-    [
-        pytest.param(
-            k, marks=[ABORTED_TRACE_LEAK] if k in ("grad, writing", "jit", "vjp", "jvp") else []
-        )
-        for k in DROPPED
-    ],
+    DROPPED,
 )
 def test_no_tracer_outlives_a_dropped_model(kind: str) -> None:
     """No JAX tracer (hence no trace) stays alive once a model and its transform are gone."""
@@ -205,8 +192,8 @@ def test_1000_models_are_freed(models_report: dict[str, Any]) -> None:
 @pytest.mark.parametrize(
     "kind",
     [
-        pytest.param("grad", marks=ABORTED_TRACE_LEAK),
-        pytest.param("jit", marks=ABORTED_TRACE_LEAK),
+        "grad",
+        "jit",
         pytest.param(
             "vjp",
             marks=pytest.mark.xfail(
