@@ -25,7 +25,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from ._state import ARRAY_TYPES, Frame, State, active_frames, frame, peek
+from ._state import ARRAY_TYPES, Frame, State, active_frames, frame
 
 Body = Callable[..., tuple[Any, Sequence[Any]]]
 
@@ -256,34 +256,25 @@ class Lowering:
     ) -> Entry:
         entry = self.cache.get(key) if key is not None else None
         if entry is None:
-            if nested:
-                # Inside another facade trace a failed guess would leave that trace's tracers
-                # reachable from JAX's finalizers: discover abstractly first instead.
-                found = discover(
-                    lambda f, kw, a: _run_body(self.fn, self.grad_states, self.body, sig, f, kw, a),
-                    args_dyn,
-                    kw_dyn,
-                    {s: peek(s) for s in self.grad_states},
-                )
-                entry = self._lower(sig, found.reads, found.writes)
-            else:
-                entry = self._lower(sig, *self._guess)
-                # Trace now (the call reuses this trace); a wrong guess is rebuilt untraced.
-                entry.compiled.trace([s._value for s in entry.inputs], kw_dyn, *args_dyn)
-                if entry.stale is not None:
-                    entry = self._lower(sig, *entry.stale)
-                    self._guess = (entry.inputs, entry.writes)
+            entry = self._lower(sig, *self._guess)
+            # Trace now (the call reuses this trace); a wrong guess is rebuilt untraced.
+            entry.compiled.trace(self._values(entry, nested), kw_dyn, *args_dyn)
+            if entry.stale is not None:
+                entry = self._lower(sig, *entry.stale)
+                self._guess = (entry.inputs, entry.writes)
             if key is not None:
                 self.cache[key] = entry
         return entry
 
     @staticmethod
-    def _run(
-        entry: Entry, nested: bool, args_dyn: tuple[Any, ...], kw_dyn: dict[str, Any]
-    ) -> tuple[Any, list[Any]]:
+    def _values(entry: Entry, nested: bool) -> list[Any]:
         # Inside an outer facade trace, reads go through ``.value`` so that it records them.
-        values = [s.value for s in entry.inputs] if nested else [s._value for s in entry.inputs]
-        return entry.compiled(values, kw_dyn, *args_dyn)
+        return [s.value for s in entry.inputs] if nested else [s._value for s in entry.inputs]
+
+    def _run(
+        self, entry: Entry, nested: bool, args_dyn: tuple[Any, ...], kw_dyn: dict[str, Any]
+    ) -> tuple[Any, list[Any]]:
+        return entry.compiled(self._values(entry, nested), kw_dyn, *args_dyn)
 
     def __call__(
         self,
