@@ -20,7 +20,7 @@ _COMMON = dict(
 )
 settings.register_profile(
     "ci",
-    max_examples=10,
+    max_examples=8,
     phases=[Phase.explicit, Phase.reuse, Phase.generate],
     **_COMMON,
 )
