@@ -32,6 +32,7 @@ EXPECTED = {
     "jaxtyping_pipeline.py": ["caught a shape error through F.grad", "parameter"],
     "recurrent_states.py": ["hidden state after the last step: (32, 16)"],
     "hessian_jacobians.py": ["Hessian-vector products match the full Hessian"],
+    "data_parallel.py": ["data-parallel training matches one device"],
 }
 
 
