@@ -27,8 +27,11 @@ def flatten_grad_states(
                 f"{name} must be a State, a sequence or a dict of States; it holds a "
                 f"{type(leaf).__name__}: {leaf!r}"
             )
-    if len({id(s) for s in leaves}) != len(leaves):
-        raise ValueError(f"{name} lists the same State more than once")
+    seen: set[int] = set()
+    for s in leaves:
+        if id(s) in seen:
+            raise ValueError(f"{name} lists {s._describe()} more than once")
+        seen.add(id(s))
     return tuple(leaves), treedef
 
 

@@ -56,6 +56,11 @@ class JittedFunction:
         return lowering
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        if self._static_argnums and max(self._static_argnums) >= len(args):
+            raise ValueError(
+                f"static_argnums={tuple(sorted(self._static_argnums))} is out of range: "
+                f"the function was called with {len(args)} positional argument(s)"
+            )
         if not self.static_argnames:
             return self._lowering(())(args, kwargs)
         static_kw = tuple(sorted((k, kwargs.pop(k)) for k in self.static_argnames if k in kwargs))

@@ -245,8 +245,6 @@ def _cases() -> list[Case]:
             lambda W: T.jit(lambda x: x * 2, static_argnums=3)(X),
             ValueError,
             r"static_argnums",
-            xfail="facade.transform.jit silently ignores an out-of-range static_argnums "
-            "(jax.jit raises ValueError)",
         ),
         # --- argnums: empty or repeated ------------------------------------------------------
         L("F.grad(argnums=())", lambda W: F.grad(loss2, argnums=()), ValueError, "argnums"),
@@ -312,8 +310,6 @@ def _cases() -> list[Case]:
             lambda W: T.grad(W.loss, grad_states=[W.w, W.w]),
             ValueError,
             r"grad_states.*@w",
-            xfail="the duplicate-grad_states error does not name the State or where it was "
-            "created ('grad_states lists the same State more than once')",
         ),
         # --- a grad_state the function never reads ------------------------------------------
         L(
