@@ -285,13 +285,13 @@ class Lowering:
         """Run one call; ``check(result)`` may raise before any state is written."""
         key, sig = self._key(args, kwargs)
         entry = self.cache.get(key) if key is not None else None
-        if sig is None and entry is None:
-            sig = _Signature(args, kwargs, self.static_argnums)
-        args_dyn, kw_dyn = (args, kwargs) if sig is None else _split(args, kwargs, sig)
         nested = bool(active_frames())
         if entry is None:
             sig = sig or _Signature(args, kwargs, self.static_argnums)
+            args_dyn, kw_dyn = _split(args, kwargs, sig)
             entry = self._entry(key, sig, args_dyn, kw_dyn, nested)
+        else:
+            args_dyn, kw_dyn = (args, kwargs) if sig is None else _split(args, kwargs, sig)
         result, written = self._run(entry, nested, args_dyn, kw_dyn)
         if entry.stale is not None:
             # A later trace (new shapes) touched other states: its results used stale inputs.
