@@ -1,106 +1,181 @@
-"""State-aware autodiff: each transform lowers a stateful call and calls ``functional``."""
+"""State-aware autodiff: the bridge's pure function through the ``functional`` engine.
+
+Each transform differentiates ``pure(state_values, *args)`` with respect to the grad_states'
+slice of ``state_values`` (the bridge puts them first) and the ``argnums``, through
+``functional.engine.build(..., leading=True)``, which owns the argnums layout and the return
+table. The states written come out as auxiliary data and are written back by the lowering.
+"""
 
 from __future__ import annotations
 
+import contextlib
 import functools
-from collections import OrderedDict
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import Any
 
 import jax
 import jax.numpy as jnp
 
 import functional as F
-from functional._argnums import resolve_argnums
-from functional._engine import check_argnums, check_bool, check_callable, pack, split_aux
-from functional._transforms import _check_transform_params
+from functional import engine
 
+from . import _sites
+from ._bridge import Discovery, Pure
 from ._grad_states import flatten_grad_states, unread_error
-from ._lowering import Lowering
-from ._state import State
+from ._lowering import PLAIN_TYPES, Lowering
+from ._state import State, active_frames, frame, peek
 
 Argnums = int | Sequence[int]
 GradStates = State | Sequence[State] | dict[Any, State] | None
 
-# Positions in the pure function: (grad_values, kwargs, *args).
-_ARGS_OFFSET = 2
+
+def _name(fn: Any) -> str:
+    return getattr(fn, "__name__", None) or repr(fn)
+
+
+def check_facade_argnums(argnums: Any) -> None:
+    """brainstate's rule for ``argnums``: non-negative ints (``engine.ArgnumsError`` if not)."""
+    engine.check_argnums(argnums, allow_negative=False)
+
+
+def _check_reads(name: str, count: int) -> Callable[[Discovery, tuple[State, ...]], None]:
+    """``check`` for a lowering: the first ``count`` states (the grad_states) must be read."""
+
+    def check(found: Discovery, first: tuple[State, ...]) -> None:
+        for s in first[:count]:
+            if s not in found.reads:
+                raise unread_error(s, name)
+
+    return check
+
+
+class DrawKey:
+    """``fwd_grad``'s default ``key``: a fresh key from ``facade.random`` at every call.
+
+    The lowering gives the program the random state's value (after the grad_states); the
+    program draws with it in a frame of its own and passes the advanced key on to the function,
+    so the draw is threaded through the compiled program like any other state write.
+    """
+
+    def __repr__(self) -> str:
+        return "<a fresh key from facade.random>"
+
+
+DRAW_KEY = DrawKey()
+
+
+def _draw_key(values: Sequence[Any], at: int) -> tuple[Any, list[Any]]:
+    """Split the random state's value at ``values[at]``: ``(key, values with it advanced)``."""
+    from . import random
+
+    with frame({random.DEFAULT: values[at]}) as f:
+        key = random.split_key()
+        advanced = f.values[random.DEFAULT]
+    return key, [*values[:at], advanced, *values[at + 1 :]]
+
+
+def _as_key(x: Any) -> Any:
+    """A site-cache key part for an option value (lists become tuples)."""
+    if isinstance(x, list):
+        x = tuple(x)
+    return _sites.value_key(x)
 
 
 class _NonFinite(Exception):
     pass
 
 
-def _functional_argnums(argnums: Argnums | None, num_args: int, with_states: bool) -> Any:
-    """``argnums`` of the user's function, as positions in the pure function."""
-    positions = () if argnums is None else resolve_argnums(argnums, num_args)
-    shifted = tuple(_ARGS_OFFSET + p for p in positions)
-    if with_states:
-        return 0 if argnums is None else (0, *shifted)
-    return shifted[0] if isinstance(argnums, int) else shifted
+_WHILE_LOOP_MESSAGE = "Reverse-mode differentiation does not work for lax.while_loop"
 
 
-def _arrange(grads: Any, argnums: Argnums | None, with_states: bool) -> Any:
-    """Give the gradients the spec's structure: var_grads, arg_grads or (var_grads, arg_grads)."""
-    if not with_states or argnums is None:
-        return grads
-    return grads[0], grads[1] if isinstance(argnums, int) else tuple(grads[1:])
+@contextlib.contextmanager
+def _while_loop_hint(name: str) -> Iterator[None]:
+    """Turn JAX's refusal to reverse-differentiate a while loop into advice for the facade."""
+    try:
+        yield
+    except ValueError as err:
+        if _WHILE_LOOP_MESSAGE not in str(err):
+            raise
+        raise ValueError(
+            f"{name!r} runs a while loop (facade.transform.while_loop or jax.lax.while_loop), "
+            "which reverse mode (grad, vjp, jacrev) cannot differentiate: its number of steps "
+            "is unknown when the program is built. Use facade.transform.bounded_while_loop("
+            "cond_fun, body_fun, init_val, max_steps=...) instead, or forward mode (jacfwd, "
+            "jvp)."
+        ) from None
 
 
-def _by_argnum(grads: Any, out_tree: Any, count: int) -> tuple[Any, ...]:
-    """Regroup a Jacobian that JAX nests output first, then by argnum, argnum first.
+def _report_non_finite(name: str, grads: Any) -> None:
+    """Run-time check (through ``jax.debug.callback``) for a program traced inside another."""
+    for g in jax.tree.leaves(grads):
+        if jnp.issubdtype(g.dtype, jnp.inexact) and not bool(jnp.all(jnp.isfinite(g))):
+            raise FloatingPointError(f"debug_nan: the gradients of {name!r} hold NaN or Inf")
 
-    ``jax.jacrev(f, argnums=(0, 1))`` of a dict output is ``{"a": (J0, J1), ...}``; the return
-    table wants ``(var_grads, arg_grads)``: ``({"a": J0, ...}, {"a": J1, ...})``.
+
+def _lower_autodiff(
+    transform: Callable[..., Any],
+    params: dict[str, Any],
+    treedef: Any,
+    argnums: Argnums | None,
+    has_aux: bool,
+    return_value: bool,
+    name: str,
+    check_in_program: bool,
+) -> Callable[[Pure], Callable[..., Any]]:
+    """``lower(pure)`` for an autodiff transform.
+
+    Closes over no State and no user function: a lowering found again through the site cache
+    must not keep a model alive.
     """
-    per_output = out_tree.flatten_up_to(grads)
-    return tuple(out_tree.unflatten([p[i] for p in per_output]) for i in range(count))
+    n = 0 if treedef is None else treedef.num_leaves
+    draws_key = isinstance(params.get("key"), DrawKey)
 
+    def lower(pure: Pure) -> Callable[..., Any]:
+        def program(values: Sequence[Any], *args: Any, **kwargs: Any) -> Any:
+            options = params
+            if draws_key:
+                key, values = _draw_key(values, n)
+                options = {**params, "key": key}
+            others = list(values[n:])
 
-def _structured(f: Callable[..., Any], treedef: Any) -> Callable[..., Any]:
-    """``f`` taking the grad_states' values in the user's structure instead of a flat list.
+            def with_states(grad_values: Any, *a: Any, **kw: Any) -> Any:
+                out, written = pure([*treedef.flatten_up_to(grad_values), *others], *a, **kw)
+                value, aux = engine.split_aux(out, has_aux, name)
+                return value, (aux, written)
 
-    Differentiating w.r.t. the structured values makes every level of a transform's result
-    carry that structure (the rows of a Jacobian of a pytree output, the blocks of a Hessian),
-    which unflattening a flat result afterwards cannot do.
-    """
-    if treedef is None:
-        return f
+            def without_states(*a: Any, **kw: Any) -> Any:
+                out, written = pure(others, *a, **kw)
+                value, aux = engine.split_aux(out, has_aux, name)
+                return value, (aux, written)
 
-    def g(grad_values: Any, kw: Any, *args: Any) -> Any:
-        return f(treedef.flatten_up_to(grad_values), kw, *args)
+            leading = treedef is not None
+            g = engine.build(
+                with_states if leading else without_states,
+                transform,
+                argnums,
+                has_aux=True,
+                # The value is computed only when asked for: as an extra output of an eager
+                # program it costs an N-long reduction per call and much compile time.
+                return_value=return_value,
+                transform_params=options,
+                leading=leading,
+            )
+            with _while_loop_hint(name):
+                if leading:
+                    out = g(treedef.unflatten(values[:n]), *args, **kwargs)
+                else:
+                    out = g(*args, **kwargs)
+            if return_value:
+                grads, value, (aux, written) = out
+            else:
+                (grads, (aux, written)), value = out, None
+            if check_in_program:
+                jax.debug.callback(functools.partial(_report_non_finite, name), grads)
+            return engine.pack(grads, value, aux, has_aux, return_value), written
 
-    return g
+        return program
 
-
-def _check_states_read(grad_states: Sequence[State], fn: Any) -> Callable[..., None]:
-    def on_discovered(reads: dict[State, None], writes: dict[State, None]) -> None:
-        for s in grad_states:
-            if s not in reads:
-                raise unread_error(s, fn)
-
-    return on_discovered
-
-
-def _with_aux(pure: Any, has_aux: bool, fn: Any) -> Callable[..., Any]:
-    """``pure`` as a function returning ``(value, (aux, written))`` for the functional engine."""
-
-    def f(grad_values: Any, kw: Any, *args: Any) -> Any:
-        out, written = pure(grad_values, kw, *args)
-        value, aux = split_aux(out, has_aux, fn)
-        return value, (aux, written)
-
-    return f
-
-
-def _via_transform(
-    transform: Callable[..., Any], params: dict[str, Any] | None
-) -> Callable[..., Any]:
-    """``functional.transform`` with ``transform`` fixed, called like ``functional.grad``."""
-
-    def lowered(f: Callable[..., Any], argnums: Any, **options: Any) -> Callable[..., Any]:
-        return F.transform(f, transform, argnums, transform_params=params, **options)
-
-    return lowered
+    return lower
 
 
 class GradientTransform:
@@ -117,7 +192,15 @@ class GradientTransform:
         has_aux: the function returns ``(value, aux)``.
         transform_params: extra keyword arguments for ``transform``.
         check_states: raise ValueError if a grad_state is never read.
-        debug_nan: raise RuntimeError naming the operation when a gradient is NaN or Inf.
+        debug_nan: raise when a gradient is NaN or Inf: eagerly a RuntimeError naming the
+            operation that produced it; inside ``jit`` or another transform, an error raised
+            when the compiled program runs.
+
+    Raises:
+        TypeError: ``target`` or ``transform`` not callable, a flag not a bool, a grad_state
+            that is not a State.
+        ValueError: ``argnums`` negative, not ints, empty or repeated (an
+            ``engine.ArgnumsError``, also a TypeError); a State listed twice.
 
     Example:
         >>> import jax, jax.numpy as jnp, facade
@@ -139,104 +222,128 @@ class GradientTransform:
         transform_params: dict[str, Any] | None = None,
         check_states: bool = True,
         debug_nan: bool = False,
-        *,
-        _functional: Callable[..., Any] | None = None,
-        _output_first: bool = False,
     ):
-        check_callable(target, "target")
-        check_callable(transform, "transform")
-        for name, flag in [
+        engine.check_callable(target, "target")
+        engine.check_callable(transform, "transform")
+        for flag_name, flag in [
             ("return_value", return_value),
             ("has_aux", has_aux),
             ("check_states", check_states),
             ("debug_nan", debug_nan),
         ]:
-            check_bool(flag, name)
+            engine.check_bool(flag, flag_name)
         if transform_params is not None and not isinstance(transform_params, dict):
             raise TypeError(
                 f"transform_params must be a dict, got {type(transform_params).__name__}"
             )
-        states, self._states_treedef = flatten_grad_states(grad_states)
+        states, treedef = flatten_grad_states(grad_states)
         if argnums is None and not states:
             argnums = 0
         if argnums is not None:
-            check_argnums(argnums)
-        if _functional is None:
-            _check_transform_params(transform, transform_params or {})
-            _functional = _via_transform(transform, transform_params)
+            check_facade_argnums(argnums)
+        params = dict(transform_params or {})
+        engine.check_transform_params(transform, params)
         self.target = target
         self.transform = transform
         self.grad_states = grad_states
         self.argnums = argnums
         self.has_aux = has_aux
         self.return_value = return_value
+        self.check_states = check_states
         self.debug_nan = debug_nan
-        self._functional = _functional
-        # Jacobian-style transforms nest their result by the output's structure first.
-        self._output_first = _output_first
-        self._lowering = Lowering(
-            target,
-            self._body,
-            states,
-            on_discovered=_check_states_read(states, target) if check_states else None,
+        self.transform_params = params
+        self._states = states
+        name = _name(target)
+        key = (
+            "autodiff",
+            _sites.Ident(transform),
+            _as_key(tuple(sorted(params.items()))),
+            _sites.function_key(target),
+            tuple(_sites.Ident(s) for s in states),
+            treedef,
+            _as_key(argnums),
+            has_aux,
+            return_value,
+            check_states,
+        )
+
+        # fwd_grad's default key is drawn inside the program from the random state, which then
+        # comes right after the grad_states and is always written.
+        own = (_random_state(),) if isinstance(params.get("key"), DrawKey) else ()
+
+        def make(check_in_program: bool) -> Lowering:
+            lower = _lower_autodiff(
+                transform, params, treedef, argnums, has_aux, return_value, name, check_in_program
+            )
+            check = _check_reads(name, len(states)) if check_states else None
+            return Lowering(lower, (*states, *own), own_writes=own, check=check)
+
+        self._lowering = _sites.SITES.get(key, functools.partial(make, False))
+        # A program traced inside another trace checks its gradients when it runs.
+        self._checking_lowering = (
+            _sites.SITES.get((*key, "debug_nan"), functools.partial(make, True))
+            if debug_nan
+            else None
         )
         functools.update_wrapper(self, target, updated=())
 
-    def _body(self, pure: Any, grad_values: Any, kw: Any, args: tuple[Any, ...]) -> Any:
-        treedef = self._states_treedef
-        with_aux = _with_aux(pure, self.has_aux, self.target)
-        out_tree: list[Any] = []  # the output's tree structure, seen at trace time
+    def __repr__(self) -> str:
+        options = [
+            f"target={_name(self.target)}",
+            f"transform={_name(self.transform)}",
+            f"grad_states={_describe_grad_states(self.grad_states)}",
+            f"argnums={self.argnums!r}",
+            f"has_aux={self.has_aux}",
+            f"return_value={self.return_value}",
+        ]
+        if self.transform_params:
+            options.append(f"transform_params={self.transform_params!r}")
+        if not self.check_states:
+            options.append("check_states=False")
+        if self.debug_nan:
+            options.append("debug_nan=True")
+        return f"GradientTransform({', '.join(options)})"
 
-        def recording(*a: Any) -> Any:
-            result = with_aux(*a)
-            out_tree[:] = [jax.tree.structure(result[0])]
-            return result
+    def _check_args(self, args: tuple[Any, ...]) -> None:
+        if self.argnums is None:
+            return
+        for i in (self.argnums,) if isinstance(self.argnums, int) else self.argnums:
+            if i >= len(args) or type(args[i]) in PLAIN_TYPES:
+                continue
+            if any(isinstance(x, State) for x in jax.tree.leaves(args[i])):
+                raise TypeError(
+                    f"argnums={self.argnums!r} points at argument {i}, which holds a State; a "
+                    "State is differentiated through grad_states, not passed as an argument "
+                    "(pass its value instead)"
+                )
 
-        f = _structured(recording, treedef)
-        argnums = _functional_argnums(self.argnums, len(args), bool(self._lowering.grad_states))
-        if treedef is not None:
-            grad_values = treedef.unflatten(grad_values)
-        # The value is computed only when asked for: as an extra output of an eager program
-        # it would cost an N-long reduction per call and many times the compile time.
-        out = self._functional(f, argnums, has_aux=True, return_value=self.return_value)(
-            grad_values, kw, *args
-        )
-        if self.return_value:
-            grads, value, (aux, written) = out
-        else:
-            (grads, (aux, written)), value = out, None
-        if self._output_first and treedef is not None and not isinstance(argnums, int):
-            # Only the (var_grads, arg_grads) layout regroups; without grad_states the result
-            # is exactly JAX's.
-            grads = _by_argnum(grads, out_tree[0], len(argnums))
-        grads = _arrange(grads, self.argnums, treedef is not None)
-        # The result leaves the compiled program already in the return table's shape.
-        return pack(grads, value, aux, self.has_aux, self.return_value), written
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        self._check_args(args)
+        if not self.debug_nan:
+            return self._lowering(self.target, args, kwargs)
+        if active_frames():
+            return self._checking_lowering(self.target, args, kwargs)  # type: ignore[misc]
+        try:
+            return self._lowering(self.target, args, kwargs, self._check_finite)
+        except _NonFinite:
+            raise self._diagnose_nan(args, kwargs) from None
 
     def _check_finite(self, result: Any) -> None:
         grads = result[0] if self.has_aux or self.return_value else result
         leaves = jax.tree.leaves(grads)
         if any(isinstance(x, jax.core.Tracer) for x in leaves):
-            return  # inside an outer trace: nothing concrete to check
+            return  # inside a raw JAX trace: nothing concrete to check
         if not all(
             bool(jnp.all(jnp.isfinite(x))) for x in leaves if jnp.issubdtype(x.dtype, jnp.inexact)
         ):
             raise _NonFinite
 
-    def __call__(self, *args: Any, **kwargs: Any) -> Any:
-        if not self.debug_nan:
-            return self._lowering(args, kwargs)
-        try:
-            return self._lowering(args, kwargs, check=self._check_finite)
-        except _NonFinite:
-            raise self._diagnose_nan(args, kwargs) from None
-
     def _diagnose_nan(self, args: tuple[Any, ...], kwargs: dict[str, Any]) -> RuntimeError:
         """Re-run with JAX's NaN/Inf checks on, which name the primitive that produced it."""
-        name = getattr(self.target, "__name__", repr(self.target))
+        name = _name(self.target)
         try:
             with jax.debug_nans(True), jax.debug_infs(True):
-                self._lowering(args, kwargs, check=self._check_finite)
+                self._lowering(self.target, args, kwargs, self._check_finite)
         except FloatingPointError as err:
             return RuntimeError(f"debug_nan: the gradients of {name!r} hold NaN or Inf: {err}")
         except _NonFinite:
@@ -245,6 +352,16 @@ class GradientTransform:
             f"debug_nan: the gradients of {name!r} hold NaN or Inf, already present in the "
             "inputs or states (no operation produced it)"
         )
+
+
+def _describe_grad_states(grad_states: Any) -> str:
+    if grad_states is None:
+        return "None"
+    if isinstance(grad_states, State):
+        return grad_states._describe()
+    if isinstance(grad_states, Mapping):
+        return "{" + ", ".join(f"{k!r}: {type(v).__name__}" for k, v in grad_states.items()) + "}"
+    return "[" + ", ".join(type(s).__name__ for s in grad_states) + "]"
 
 
 def _decorator_or(fun: Any, make: Callable[[Callable[..., Any]], Any]) -> Any:
@@ -257,7 +374,7 @@ def _unit_aware_transform(unit_aware: bool, name: str) -> Callable[..., Any] | N
 
     Its gradients carry units (output unit / input unit); without brainunit this raises.
     """
-    check_bool(unit_aware, "unit_aware")
+    engine.check_bool(unit_aware, "unit_aware")
     if not unit_aware:
         return None
     try:
@@ -266,13 +383,14 @@ def _unit_aware_transform(unit_aware: bool, name: str) -> Callable[..., Any] | N
         raise ImportError(
             "unit_aware=True needs the optional 'brainunit' package: pip install 'stategrad[units]'"
         ) from None
-    return getattr(brainunit.autograd, name)
+    return getattr(brainunit.autograd, name)  # type: ignore[no-any-return]
 
 
 def _named(
-    functional_fn: Callable[..., Any],
     transform: Callable[..., Any],
+    unit_name: str,
     fun: Any,
+    fun_name: str,
     grad_states: GradStates,
     argnums: Argnums | None,
     has_aux: bool | None,
@@ -282,28 +400,24 @@ def _named(
     unit_aware: bool,
     params: dict[str, Any],
 ) -> Any:
-    unit_transform = _unit_aware_transform(unit_aware, getattr(transform, "__name__", ""))
+    unit_transform = _unit_aware_transform(unit_aware, unit_name)
     has_aux = bool(has_aux) if has_aux is None else has_aux
-    lowered: Callable[..., Any]
-    if unit_transform is None:
-        lowered = functools.partial(functional_fn, **params)
-    else:
-        lowered = _via_transform(unit_transform, params)
-    return _decorator_or(
-        fun,
-        lambda f: GradientTransform(
+
+    def make(f: Callable[..., Any]) -> GradientTransform:
+        engine.check_callable(f, fun_name)
+        return GradientTransform(
             f,
-            transform,
+            transform if unit_transform is None else unit_transform,
             grad_states=grad_states,
             argnums=argnums,
             return_value=return_value,
             has_aux=has_aux,
+            transform_params=params,
             check_states=check_states,
             debug_nan=debug_nan,
-            _functional=lowered,
-            _output_first=transform in (jax.jacrev, jax.jacfwd),
-        ),
-    )
+        )
+
+    return _decorator_or(fun, make)
 
 
 def grad(
@@ -330,12 +444,13 @@ def grad(
         >>> facade.transform.grad(lambda x: (w.value * x) ** 2, grad_states=w)(3.0)
         Array(36., dtype=float32, weak_type=True)
     """
-    check_bool(holomorphic, "holomorphic")
-    check_bool(allow_int, "allow_int")
+    engine.check_bool(holomorphic, "holomorphic")
+    engine.check_bool(allow_int, "allow_int")
     return _named(
-        F.grad,
         jax.grad,
+        "grad",
         fun,
+        "fun",
         grad_states,
         argnums,
         has_aux,
@@ -365,9 +480,10 @@ def vector_grad(
         Array([2., 4.], dtype=float32)
     """
     return _named(
-        F.vector_grad,
-        F.vector_grad,
+        engine.vector_grad_transform,
+        "vector_grad",
         func,
+        "func",
         grad_states,
         argnums,
         has_aux,
@@ -399,12 +515,13 @@ def jacrev(
         Array([[2., 0.],
                [0., 4.]], dtype=float32)
     """
-    check_bool(holomorphic, "holomorphic")
-    check_bool(allow_int, "allow_int")
+    engine.check_bool(holomorphic, "holomorphic")
+    engine.check_bool(allow_int, "allow_int")
     return _named(
-        F.jacrev,
         jax.jacrev,
+        "jacrev",
         fun,
+        "fun",
         grad_states,
         argnums,
         has_aux,
@@ -438,11 +555,12 @@ def jacfwd(
         Array([[2., 0.],
                [0., 4.]], dtype=float32)
     """
-    check_bool(holomorphic, "holomorphic")
+    engine.check_bool(holomorphic, "holomorphic")
     return _named(
-        F.jacfwd,
         jax.jacfwd,
+        "jacfwd",
         func,
+        "func",
         grad_states,
         argnums,
         has_aux,
@@ -458,14 +576,17 @@ def hessian(
     func: Callable[..., Any] | None = None,
     grad_states: GradStates = None,
     argnums: Argnums | None = None,
-    has_aux: bool | None = None,
     return_value: bool = False,
     holomorphic: bool = False,
+    has_aux: bool | None = None,
     unit_aware: bool = False,
     check_states: bool = True,
     debug_nan: bool = False,
 ) -> Any:
     """Hessian of a scalar stateful function.
+
+    The positional order is brainstate's: ``return_value`` before ``holomorphic`` and
+    ``has_aux``.
 
     Example:
         >>> import jax.numpy as jnp, facade
@@ -473,11 +594,12 @@ def hessian(
         Array([[2., 0.],
                [0., 2.]], dtype=float32)
     """
-    check_bool(holomorphic, "holomorphic")
+    engine.check_bool(holomorphic, "holomorphic")
     return _named(
-        F.hessian,
         jax.hessian,
+        "hessian",
         func,
+        "func",
         grad_states,
         argnums,
         has_aux,
@@ -489,18 +611,18 @@ def hessian(
     )
 
 
-def _default_key() -> Any:
+def _random_state() -> State:
     from . import random
 
-    return random.split_key()
+    return random.DEFAULT
 
 
 def fwd_grad(
     func: Callable[..., Any] | None = None,
     grad_states: GradStates = None,
     argnums: Argnums | None = None,
-    has_aux: bool | None = None,
     return_value: bool = False,
+    has_aux: bool | None = None,
     tangent_size: int | None = None,
     drct_der_clip: float | None = None,
     key: Any = None,
@@ -509,13 +631,22 @@ def fwd_grad(
 ) -> Any:
     """Forward-gradient estimate of a scalar stateful function (random directions).
 
-    ``key=None`` draws fresh directions from ``facade.random`` at every call; the draw is
-    threaded through the compiled program like any other state.
+    The positional order is brainstate's: ``return_value`` before ``has_aux``. ``key=None``
+    draws fresh directions from ``facade.random`` at every call; the draw is threaded through
+    the compiled program like any other state. An int seed or a size-1 integer array is
+    accepted as ``key``.
+
+    Raises:
+        TypeError: an argument of an integer dtype (the directions need an inexact one).
+        ValueError: a non-scalar output, a ``tangent_size`` below 1 or a non-positive
+            ``drct_der_clip``.
     """
+    engine.check_fwd_grad_options(tangent_size, drct_der_clip)
     return _named(
-        F.fwd_grad,
-        F.fwd_grad,
+        engine.fwd_grad_transform,
+        "fwd_grad",
         func,
+        "func",
         grad_states,
         argnums,
         has_aux,
@@ -526,51 +657,60 @@ def fwd_grad(
         {
             "tangent_size": tangent_size,
             "drct_der_clip": drct_der_clip,
-            "key": _default_key if key is None else key,
+            "key": DRAW_KEY if key is None else key,
         },
     )
 
 
-# --- vjp / jvp: one-shot calls, so their lowerings are cached on the function itself --------
-
-_KEPT = 8  # lowerings kept per holder: a bound on what one long-lived object holds
-
-
-def _shared_lowering(
-    fun: Any, states: tuple[State, ...], config: Any, make: Callable[[], Lowering]
-) -> Lowering:
-    """The Lowering of a one-shot call (``vjp``/``jvp``), cached where it dies with the model.
-
-    With grad_states it is kept on the first of them: a long-lived function (say a module-level
-    loss) then never keeps a dropped model alive, since the cycle state -> lowering -> state is
-    collected with the model. Without grad_states it is kept in ``fun.__dict__``.
-    """
-    if states:
-        holder_cache = states[0].lowerings
-        if holder_cache is None:
-            holder_cache = states[0].lowerings = OrderedDict()
-        key: Any = (fun, config)
-    else:
-        store = getattr(fun, "__dict__", None) if not hasattr(fun, "__self__") else None
-        if store is None:
-            return make()
-        holder_cache = store.setdefault("__stategrad_lowerings__", OrderedDict())
-        key = config
-    try:
-        lowering = holder_cache.get(key)
-    except TypeError:  # unhashable config
-        return make()
-    if lowering is None:
-        lowering = holder_cache[key] = make()
-        while len(holder_cache) > _KEPT:
-            holder_cache.popitem(last=False)
-    else:
-        holder_cache.move_to_end(key)
-    return lowering
+# --- vjp / jvp: one-shot calls, found again through the site cache -------------------------
 
 
 def _apply(pullback: Any, cotangent: Any) -> Any:
     return pullback(cotangent)
+
+
+# The pullback runs as one compiled program too.
+_apply_pullback = jax.jit(_apply)
+
+
+def _lower_vjp(
+    treedef: Any, argnums: Argnums | None, has_aux: bool, name: str
+) -> Callable[[Pure], Callable[..., Any]]:
+    n = 0 if treedef is None else treedef.num_leaves
+
+    def lower(pure: Pure) -> Callable[..., Any]:
+        def program(values: Sequence[Any], *args: Any) -> Any:
+            others = list(values[n:])
+
+            def with_states(grad_values: Any, *a: Any) -> Any:
+                out, written = pure([*treedef.flatten_up_to(grad_values), *others], *a)
+                value, aux = engine.split_aux(out, has_aux, name)
+                return value, (aux, written)
+
+            def without_states(*a: Any) -> Any:
+                out, written = pure(others, *a)
+                value, aux = engine.split_aux(out, has_aux, name)
+                return value, (aux, written)
+
+            with _while_loop_hint(name):
+                if treedef is not None:
+                    out, pullback, (aux, written) = F.vjp(
+                        with_states,
+                        treedef.unflatten(values[:n]),
+                        *args,
+                        argnums=argnums,
+                        has_aux=True,
+                        leading=True,
+                    )
+                else:
+                    out, pullback, (aux, written) = F.vjp(
+                        without_states, *args, argnums=argnums, has_aux=True
+                    )
+            return (out, pullback, aux), written
+
+        return program
+
+    return lower
 
 
 def vjp(
@@ -583,7 +723,8 @@ def vjp(
     """State-aware vector-Jacobian product: ``(out, vjp_fn)`` or ``(out, vjp_fn, aux)``.
 
     ``vjp_fn(v)`` returns ``arg_cts``, ``(state_cts, arg_cts)`` or ``state_cts`` (see the
-    spec's vjp page); states written by ``fun`` keep their new values.
+    spec's vjp page); states written by ``fun`` keep their new values. A Python scalar is a
+    valid cotangent for a scalar output of any dtype.
 
     Example:
         >>> import jax.numpy as jnp, facade
@@ -593,62 +734,105 @@ def vjp(
         >>> vjp_fn(1.0)
         (Array([1., 1.], dtype=float32), Array([2., 3.], dtype=float32))
     """
-    check_callable(fun)
-    check_bool(has_aux, "has_aux")
+    engine.check_callable(fun)
+    engine.check_bool(has_aux, "has_aux")
     states, treedef = flatten_grad_states(grad_states)
     if not primals:
         argnums = None
     if argnums is not None:
-        check_argnums(argnums)
+        check_facade_argnums(argnums)
     if argnums is None and not states:
         raise ValueError(
             "vjp has nothing to differentiate: pass primals with argnums, or grad_states"
         )
-    argnums_key = argnums if argnums is None or isinstance(argnums, int) else tuple(argnums)
-
-    def make() -> Lowering:
-        def body(pure: Any, grad_values: Any, kw: Any, args: tuple[Any, ...]) -> Any:
-            nums = _functional_argnums(argnums, len(args), bool(states))
-            # Without states, the pure function's first position is kept, with nothing in it.
-            grad_values = treedef.unflatten(grad_values) if states else []
-            out, pullback, (aux, written) = F.vjp(
-                _structured(_with_aux(pure, has_aux, fun), treedef),
-                grad_values,
-                kw,
-                *args,
-                argnums=nums,
-                has_aux=True,
-            )
-            return (out, pullback, aux), written
-
-        return Lowering(fun, body, states, on_discovered=_check_states_read(states, fun))
-
-    lowering = _shared_lowering(fun, states, ("vjp", states, argnums_key, has_aux), make)
-    out, pullback, aux = lowering(primals, {})
-    # The pullback runs as one compiled program too; its jit lives (and dies) with the lowering.
-    apply = lowering.__dict__.get("apply_pullback")
-    if apply is None:
-        apply = lowering.__dict__["apply_pullback"] = jax.jit(_apply)
+    name = _name(fun)
+    key = (
+        "vjp",
+        _sites.function_key(fun),
+        tuple(_sites.Ident(s) for s in states),
+        treedef,
+        _as_key(argnums),
+        has_aux,
+    )
+    lowering = _sites.SITES.get(
+        key,
+        lambda: Lowering(
+            _lower_vjp(treedef, argnums, has_aux, name),
+            states,
+            check=_check_reads(name, len(states)),
+        ),
+    )
+    out, pullback, aux = lowering(fun, primals, {})
 
     def vjp_fn(cotangent: Any) -> Any:
-        return _arrange(apply(pullback, cotangent), argnums, bool(states))
+        with _while_loop_hint(name):
+            return _apply_pullback(pullback, cotangent)
 
     return (out, vjp_fn, aux) if has_aux else (out, vjp_fn)
+
+
+def _lower_jvp(
+    n_states: int, n_primals: int, has_aux: bool, name: str
+) -> Callable[[Pure], Callable[..., Any]]:
+    def lower(pure: Pure) -> Callable[..., Any]:
+        def program(values: Sequence[Any], *args: Any) -> Any:
+            primals, tangents = args[:n_primals], args[n_primals:]
+            others = list(values[n_states:])
+
+            def f(grad_values: Any, *p: Any) -> Any:
+                out, written = pure([*grad_values, *others], *p, *tangents)
+                value, aux = engine.split_aux(out, has_aux, name)
+                return value, (aux, written)
+
+            out, tangent_out, (aux, written) = F.jvp(
+                f,
+                (list(values[:n_states]), *primals),
+                (list(tangents[0]), *tangents[1:]),
+                has_aux=True,
+            )
+            return (out, tangent_out, aux), written
+
+        return program
+
+    return lower
+
+
+def _call_primals(fun: Callable[..., Any], n: int, *args: Any, **kwargs: Any) -> Any:
+    """``fun`` of the first ``n`` arguments: the rest are the tangents riding along."""
+    return fun(*args[:n], **kwargs)
+
+
+def _flatten_like(grad_states: Any, treedef: Any, state_tangents: Any) -> list[Any]:
+    """``state_tangents`` as one tangent per grad_state, in the grad_states' order.
+
+    A plain dict with the same keys as a grad_states mapping (e.g. a ``FlatDict``) is accepted.
+    """
+    try:
+        return treedef.flatten_up_to(state_tangents)  # type: ignore[no-any-return]
+    except (ValueError, TypeError):
+        if isinstance(grad_states, Mapping) and isinstance(state_tangents, Mapping):
+            if set(grad_states) == set(state_tangents):
+                return [t for k in grad_states for t in jax.tree.leaves(state_tangents[k])]
+        raise TypeError(
+            "state_tangents must have the structure of grad_states "
+            f"{treedef}, got {jax.tree.structure(state_tangents)}"
+        ) from None
 
 
 def jvp(
     fun: Callable[..., Any],
     primals: Sequence[Any],
     tangents: Sequence[Any],
+    has_aux: bool = False,
     *,
     grad_states: GradStates = None,
     state_tangents: Any = None,
-    has_aux: bool = False,
 ) -> tuple[Any, ...]:
     """State-aware Jacobian-vector product: ``(out, tangent_out)`` or ``(..., aux)``.
 
-    ``state_tangents`` (same structure as ``grad_states``) perturbs states as ``tangents``
-    perturbs ``primals``; states written by ``fun`` keep their new values.
+    ``state_tangents`` (the structure of ``grad_states``, or a plain dict with the same keys)
+    perturbs states as ``tangents`` perturbs ``primals``; states written by ``fun`` keep their
+    new values.
 
     Example:
         >>> import jax.numpy as jnp, facade
@@ -657,8 +841,8 @@ def jvp(
         ...                      state_tangents=jnp.array(1.0))
         (Array(6., dtype=float32, weak_type=True), Array(5., dtype=float32, weak_type=True))
     """
-    check_callable(fun)
-    check_bool(has_aux, "has_aux")
+    engine.check_callable(fun)
+    engine.check_bool(has_aux, "has_aux")
     states, treedef = flatten_grad_states(grad_states)
     if (state_tangents is None) != (not states):
         raise ValueError("state_tangents must be given exactly when grad_states is")
@@ -670,28 +854,28 @@ def jvp(
         raise TypeError(
             f"tangents must have one entry per primal: got {len(tangents)} for {len(primals)}"
         )
+    tangents = [
+        engine.check_tangent(p, t, f"tangents[{i}]")
+        for i, (p, t) in enumerate(zip(primals, tangents, strict=True))
+    ]
     state_tangent_list: list[Any] = []
     if states:
-        state_tangent_list = treedef.flatten_up_to(state_tangents)
-    n = len(primals)
-
-    def make() -> Lowering:
-        def body(pure: Any, grad_values: Any, kw: Any, args: tuple[Any, ...]) -> Any:
-            primal_args, tangent_args = args[:n], args[n:]
-            f = _with_aux(pure, has_aux, fun)
-            out, tangent_out, (aux, written) = F.jvp(
-                lambda gv, *p: f(gv, kw, *p, *tangent_args),
-                (list(grad_values), *primal_args),
-                (list(tangent_args[0]), *tangent_args[1:]),
-                has_aux=True,
+        state_tangent_list = [
+            engine.check_tangent(peek(s), t, f"state_tangents for {s._describe()}")
+            for s, t in zip(
+                states, _flatten_like(grad_states, treedef, state_tangents), strict=True
             )
-            return (out, tangent_out, aux), written
-
-        def pure_args_fn(*a: Any, **k: Any) -> Any:
-            return fun(*a[:n], **k)
-
-        return Lowering(pure_args_fn, body, states, on_discovered=_check_states_read(states, fun))
-
-    lowering = _shared_lowering(fun, states, ("jvp", states, n, has_aux), make)
-    out, tangent_out, aux = lowering((*primals, state_tangent_list, *tangents), {})
+        ]
+    n = len(primals)
+    name = _name(fun)
+    key = ("jvp", _sites.function_key(fun), tuple(_sites.Ident(s) for s in states), n, has_aux)
+    lowering = _sites.SITES.get(
+        key,
+        lambda: Lowering(
+            _lower_jvp(len(states), n, has_aux, name), states, check=_check_reads(name, len(states))
+        ),
+    )
+    out, tangent_out, aux = lowering(
+        functools.partial(_call_primals, fun, n), (*primals, state_tangent_list, *tangents), {}
+    )
     return (out, tangent_out, aux) if has_aux else (out, tangent_out)

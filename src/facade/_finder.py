@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from typing import Any
 
-from ._lowering import _rebuild, _Signature, _split, discover
+from ._bridge import discover
 from ._state import State
 
 _USAGES = ("all", "read", "write", "both")
@@ -18,11 +18,13 @@ class StateFinder:
     Args:
         fn: the function to inspect.
         filter: keep only states it matches (any facade filter: a State class, a predicate...).
-        usage: ``'all'`` (touched in any way), ``'read'``, ``'write'``, or ``'both'`` (a dict
-            ``{'read': ..., 'write': ...}``).
+        usage: ``'all'`` (touched in any way), ``'read'`` (read and never written),
+            ``'write'`` (written), or ``'both'`` (a dict ``{'read': ..., 'write': ...}``
+            split the same way).
         return_type: ``'dict'`` (keys: positions in order of first use, or ``key_fn(i, state)``),
             ``'list'`` or ``'tuple'``.
-        key_fn: ``key_fn(index, state) -> key`` for the dict keys.
+        key_fn: ``key_fn(index, state) -> key`` for the dict keys; a key of None falls back to
+            the state's name (or its index when it has none), an unhashable key to its ``str``.
 
     Raises:
         ValueError: an unknown ``usage`` or ``return_type``.
@@ -36,7 +38,7 @@ class StateFinder:
         ...     return b.value
         >>> finder = facade.transform.StateFinder(f, usage="both")
         >>> {k: [s.name for s in v.values()] for k, v in finder(jnp.ones(2)).items()}
-        {'read': ['a', 'b'], 'write': ['b']}
+        {'read': ['a'], 'write': ['b']}
     """
 
     def __init__(
@@ -69,25 +71,31 @@ class StateFinder:
 
             self._keep = to_predicate(filter)
 
-    def _package(self, states: dict[State, None]) -> Any:
+    def _package(self, states: Iterable[State]) -> Any:
         kept = [s for s in states if self._keep((), s)]
         if self.return_type == "list":
             return kept
         if self.return_type == "tuple":
             return tuple(kept)
-        key = self.key_fn or (lambda i, s: i)
-        return {key(i, s): s for i, s in enumerate(kept)}
+        if self.key_fn is None:
+            return dict(enumerate(kept))
+        return {self._key(i, s): s for i, s in enumerate(kept)}
+
+    def _key(self, i: int, state: State) -> Any:
+        key = self.key_fn(i, state)  # type: ignore[misc]
+        if key is None:
+            return state.name if state.name is not None else i
+        try:
+            hash(key)
+        except TypeError:
+            return str(key)
+        return key
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
-        sig = _Signature(args, kwargs, frozenset())
-        args_dyn, kw_dyn = _split(args, kwargs, sig)
-
-        def run(f: Any, kw: dict[str, Any], a: tuple[Any, ...]) -> None:
-            real_args, real_kwargs = _rebuild(a, kw, sig)
-            self.fn(*real_args, **real_kwargs)
-
-        found = discover(run, args_dyn, kw_dyn)
+        found, _ = discover(self.fn, args, kwargs)
+        writes = set(found.writes)
+        read_only = [s for s in found.states if s in found.reads and s not in writes]
         if self.usage == "both":
-            return {"read": self._package(found.reads), "write": self._package(found.writes)}
-        states = {"all": found.touched, "read": found.reads, "write": found.writes}[self.usage]
+            return {"read": self._package(read_only), "write": self._package(found.writes)}
+        states = {"all": found.states, "read": read_only, "write": found.writes}[self.usage]
         return self._package(states)

@@ -36,7 +36,7 @@ def flatten_grad_states(
 
 
 def unread_error(state: State, fn: Any) -> ValueError:
-    name = getattr(fn, "__name__", repr(fn))
+    name = fn if isinstance(fn, str) else getattr(fn, "__name__", repr(fn))
     return ValueError(
         f"grad_states holds {state._describe()}, which {name!r} never reads, so its gradient "
         "is undefined; remove it from grad_states or pass check_states=False"

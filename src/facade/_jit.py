@@ -1,18 +1,25 @@
-"""State-aware ``jit``: states read are inputs, states written are outputs, one program."""
+"""State-aware ``jit``: states read are inputs, states written are outputs, one program.
+
+The transform is the bridge's pure function itself: ``jax.jit(pure)``, with ``jax.jit``'s
+options translated to the program's layout by ``_lowering.program_jit_kwargs``.
+"""
 
 from __future__ import annotations
 
 import functools
+import inspect
+import types
+import weakref
 from collections.abc import Callable, Sequence
 from typing import Any, cast
 
-from ._lowering import Lowering
-
-# The compiled program's positions are (state_values, kwargs, *args).
-_ARGS_OFFSET = 2
+from . import _sites
+from ._lowering import Lowering, call_program, program_jit_kwargs
 
 
-def _as_tuple(x: int | str | Sequence[Any], name: str, kind: type) -> tuple[Any, ...]:
+def _as_tuple(x: Any, name: str, kind: type) -> tuple[Any, ...]:
+    if x is None:
+        return ()
     items = (x,) if isinstance(x, kind) else tuple(cast(Sequence[Any], x))
     for item in items:
         if not isinstance(item, kind) or isinstance(item, bool):
@@ -20,72 +27,167 @@ def _as_tuple(x: int | str | Sequence[Any], name: str, kind: type) -> tuple[Any,
     return items
 
 
-def _call_fn(pure: Any, grad_values: Any, kw: Any, args: tuple[Any, ...]) -> Any:
-    return pure(grad_values, kw, *args)
+def _static_names_and_nums(
+    fn: Callable[..., Any], nums: tuple[int, ...], names: tuple[str, ...]
+) -> tuple[tuple[int, ...], tuple[str, ...]]:
+    """Complete ``static_argnums`` from ``static_argnames`` and back, as ``jax.jit`` does."""
+    try:
+        params = list(inspect.signature(fn).parameters.values())
+    except (TypeError, ValueError):
+        return nums, names
+    positional = [
+        p.name
+        for p in params
+        if p.kind in (inspect.Parameter.POSITIONAL_ONLY, inspect.Parameter.POSITIONAL_OR_KEYWORD)
+    ]
+    nums = tuple(sorted({*nums, *(positional.index(n) for n in names if n in positional)}))
+    names = tuple(
+        dict.fromkeys([*names, *(positional[i] for i in nums if 0 <= i < len(positional))])
+    )
+    return nums, names
 
 
 class JittedFunction:
-    """A stateful function compiled once per call signature (see :func:`jit`)."""
+    """A stateful function compiled once per call signature (see :func:`jit`).
+
+    It also offers ``lower``, ``eval_shape`` and ``clear_cache`` as ``jax.jit`` does, and used as
+    a method decorator it binds to each instance (each with its own programs).
+    """
 
     def __init__(
         self,
         fn: Callable[..., Any],
         static_argnums: tuple[int, ...],
         static_argnames: tuple[str, ...],
-        donate_argnums: tuple[int, ...],
-        jax_kwargs: dict[str, Any],
+        jit_options: dict[str, Any],
+        name: str | None,
     ):
         self.fn = fn
-        self.static_argnames = static_argnames
-        self._static_argnums = frozenset(static_argnums)
-        self._jit_kwargs = dict(jax_kwargs)
-        if donate_argnums:
-            self._jit_kwargs["donate_argnums"] = tuple(_ARGS_OFFSET + i for i in donate_argnums)
-        # One Lowering per set of static keyword values (each is a different function).
-        self._lowerings: dict[Any, Lowering] = {}
+        self._given = (static_argnums, static_argnames)
+        self.static_argnums, self.static_argnames = _static_names_and_nums(
+            fn, static_argnums, static_argnames
+        )
+        self._options = jit_options
+        self._name = name
+        self._lowering = self._new_lowering(fn)
+        # One lowering per instance when used as a method; weakly keyed, and a lowering holds
+        # no strong reference to the instance, so instances are collected as usual.
+        self._per_instance: weakref.WeakKeyDictionary[Any, Lowering] = weakref.WeakKeyDictionary()
         functools.update_wrapper(self, fn, updated=())
 
-    def _lowering(self, static_kw: tuple[tuple[str, Any], ...]) -> Lowering:
-        lowering = self._lowerings.get(static_kw)
-        if lowering is None:
-            fn = functools.partial(self.fn, **dict(static_kw)) if static_kw else self.fn
-            lowering = Lowering(
-                fn, _call_fn, jit_kwargs=self._jit_kwargs, static_argnums=self._static_argnums
+    def _new_lowering(self, fn: Callable[..., Any]) -> Lowering:
+        # Positions count the arguments of ``fn`` as called (a bound method's without self).
+        nums, names = _static_names_and_nums(fn, *self._given)
+        key = (
+            "jit",
+            _sites.function_key(fn),
+            nums,
+            names,
+            _sites.value_key(tuple(sorted((k, repr(v)) for k, v in self._options.items()))),
+            self._name,
+        )
+
+        def make() -> Lowering:
+            return Lowering(
+                call_program(self._name),
+                static_argnums=nums,
+                static_argnames=names,
+                jit_kwargs=program_jit_kwargs(**self._options),
             )
-            self._lowerings[static_kw] = lowering
-        return lowering
+
+        return _sites.SITES.get(key, make) if not self._options else make()
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
-        if self._static_argnums and max(self._static_argnums) >= len(args):
-            raise ValueError(
-                f"static_argnums={tuple(sorted(self._static_argnums))} is out of range: "
-                f"the function was called with {len(args)} positional argument(s)"
-            )
-        if not self.static_argnames:
-            return self._lowering(())(args, kwargs)
-        static_kw = tuple(sorted((k, kwargs.pop(k)) for k in self.static_argnames if k in kwargs))
+        self._check_static_range(args)
+        return self._lowering(self.fn, args, kwargs)
+
+    def _check_static_range(self, args: tuple[Any, ...]) -> None:
+        for i in self.static_argnums:
+            if not -len(args) <= i < len(args) and self._required_static(i):
+                raise ValueError(
+                    f"static_argnums={self.static_argnums} is out of range: the function was "
+                    f"called with {len(args)} positional argument(s)"
+                )
+
+    def _required_static(self, i: int) -> bool:
+        """Whether position ``i`` had to be passed (not a defaulted or keyword one)."""
         try:
-            lowering = self._lowering(static_kw)
-        except TypeError:
-            raise TypeError(
-                f"static_argnames values must be hashable, got {dict(static_kw)!r}"
-            ) from None
-        return lowering(args, kwargs)
+            params = list(inspect.signature(self.fn).parameters.values())
+        except (TypeError, ValueError):
+            return True
+        if 0 <= i < len(params):
+            p = params[i]
+            return p.default is inspect.Parameter.empty and p.kind is not p.KEYWORD_ONLY
+        return True
+
+    def __get__(self, instance: Any, owner: type | None = None) -> Any:
+        if instance is None:
+            return self
+        return functools.partial(self._call_method, instance)
+
+    def _method_lowering(self, instance: Any) -> Lowering:
+        try:
+            lowering = self._per_instance.get(instance)
+        except TypeError:  # unhashable or not weakly referenceable: one per call site key
+            return self._new_lowering(types.MethodType(self.fn, instance))
+        if lowering is None:
+            lowering = self._per_instance[instance] = self._new_lowering(
+                types.MethodType(self.fn, instance)
+            )
+        return lowering
+
+    def _call_method(self, instance: Any, *args: Any, **kwargs: Any) -> Any:
+        bound = types.MethodType(self.fn, instance)
+        return self._method_lowering(instance)(bound, args, kwargs)
+
+    def lower(self, *args: Any, **kwargs: Any) -> Any:
+        """``jax.jit(...).lower`` of the program of this call (states as its first argument)."""
+        compiled, values, args_dyn, kw_dyn = self._lowering.prepare(self.fn, args, kwargs)
+        return compiled.lower(values, *args_dyn, **kw_dyn)
+
+    def eval_shape(self, *args: Any, **kwargs: Any) -> Any:
+        """The output's shapes and dtypes (``jax.ShapeDtypeStruct``), without running it."""
+        compiled, values, args_dyn, kw_dyn = self._lowering.prepare(self.fn, args, kwargs)
+        return compiled.eval_shape(values, *args_dyn, **kw_dyn)[0]
+
+    def clear_cache(self) -> None:
+        """Drop every compiled program; the next call traces and compiles again."""
+        self._lowering.clear()
+        for lowering in list(self._per_instance.values()):
+            lowering.clear()
+
+
+_NOT_GIVEN: Any = object()
 
 
 def jit(
-    fn: Callable[..., Any] | None = None,
-    *,
-    static_argnums: int | Sequence[int] = (),
-    static_argnames: str | Sequence[str] = (),
-    donate_argnums: int | Sequence[int] = (),
-    **jax_kwargs: Any,
+    fun: Callable[..., Any] | None = None,
+    in_shardings: Any = _NOT_GIVEN,
+    out_shardings: Any = _NOT_GIVEN,
+    static_argnums: int | Sequence[int] | None = None,
+    donate_argnums: int | Sequence[int] | None = None,
+    static_argnames: str | Sequence[str] | None = None,
+    donate_argnames: str | Sequence[str] | None = None,
+    keep_unused: bool = False,
+    device: Any = None,
+    backend: str | None = None,
+    inline: bool = False,
+    name: str | None = None,
+    **kwargs: Any,
 ) -> Any:
     """Compile a stateful function: states it reads are inputs, states it writes are outputs.
 
     Written values are assigned to their States after each call. Compiled once per call
-    signature (argument structure, shapes, dtypes and static values). Usable as
-    ``@jit`` or ``@jit(static_argnums=...)``.
+    signature (argument structure, shapes, dtypes and static values; ``1``, ``1.0`` and
+    ``True`` are different static values). The parameters are ``jax.jit``'s, in brainstate's
+    positional order; ``in_shardings`` and ``out_shardings`` apply to the arguments and the
+    result (States keep the shardings of their values), ``name`` names the compiled program,
+    other keyword arguments go to ``jax.jit``. Usable as ``@jit`` or ``@jit(...)``, also on a
+    method.
+
+    Raises:
+        TypeError: ``fun`` not callable, or static/donate argnums or argnames of wrong types.
+        ValueError: a ``static_argnums`` out of range of a call.
 
     Example:
         >>> import jax.numpy as jnp, facade
@@ -100,13 +202,30 @@ def jit(
     nums = _as_tuple(static_argnums, "static_argnums", int)
     names = _as_tuple(static_argnames, "static_argnames", str)
     donate = _as_tuple(donate_argnums, "donate_argnums", int)
-    for key in ("in_shardings", "out_shardings"):
-        if key in jax_kwargs:
-            raise TypeError(f"facade jit does not take {key}: shard the States' values instead")
+    donate_names = _as_tuple(donate_argnames, "donate_argnames", str)
+    if name is not None and not isinstance(name, str):
+        raise TypeError(f"name must be a str or None, got {name!r}")
+    options: dict[str, Any] = dict(kwargs)
+    if in_shardings is not _NOT_GIVEN:
+        options["in_shardings"] = in_shardings
+    if out_shardings is not _NOT_GIVEN:
+        options["out_shardings"] = out_shardings
+    if donate:
+        options["donate_argnums"] = donate
+    if donate_names:
+        options["donate_argnames"] = donate_names
+    if keep_unused:
+        options["keep_unused"] = True
+    if device is not None:
+        options["device"] = device
+    if backend is not None:
+        options["backend"] = backend
+    if inline:
+        options["inline"] = True
 
     def make(f: Callable[..., Any]) -> JittedFunction:
         if not callable(f):
-            raise TypeError(f"jit: fn must be callable, got {type(f).__name__}")
-        return JittedFunction(f, nums, names, donate, jax_kwargs)
+            raise TypeError(f"jit: fun must be callable, got {type(f).__name__}")
+        return JittedFunction(f, nums, names, options, name)
 
-    return make if fn is None else make(fn)
+    return make if fun is None else make(fun)

@@ -1,237 +1,157 @@
-"""Lowering a stateful call to one compiled pure program per call signature.
+"""One compiled program per call signature of a stateful function, and the per-call path.
 
-For a stateful ``fn`` and one call signature (tree structure of the arguments and the values
-of their non-array leaves):
+A transform hands the :class:`Lowering` a ``lower(pure) -> program`` function, where ``pure`` is
+the bridge's pure function of the call (``_bridge.Pure``) and ``program(state_values, *args,
+**kwargs) -> (result, written_values)`` is what gets compiled with ``jax.jit``. Per call:
 
-1. guess which states the call reads and writes (the grad_states, or the last signature's);
-   the first trace checks the guess and, when wrong, is itself the discovery to rebuild from;
-2. build ``program(state_values, kwargs, *args) -> (result, written_values)``, in which
-   states take their values from a frame (see ``_state``) instead of their own slot;
-3. compile it with ``jax.jit`` and keep it in a cache entry for that signature;
-4. per call: read the states' values, call the compiled program, assign the written values.
+1. find the signature's entry (tree structure and static values of the arguments; a call of
+   plain arrays and numbers is keyed by its arity alone);
+2. on a miss, assume the states of the last signature (or the ``first`` states, e.g. the
+   grad_states), build the program and trace it; the trace records the states it really
+   touched, and a wrong assumption is rebuilt once from that record (the trace completes
+   either way: JAX 0.10 never frees an aborted trace that captured array constants);
+3. read the states' values, call the compiled program, assign the written values.
 
-A transform plugs in through ``body(pure, grad_values, kwargs, args) -> (result, written)``,
-where ``pure(grad_values, kwargs, *args) -> (out, written)`` is ``fn`` with the differentiated
-states given explicitly (``written``: values of the states ``fn`` wrote, collected in
-``pure.record`` at trace time). Nothing here knows about differentiation.
+A new shape of a known signature retraces inside ``jax.jit``; if that trace touches other
+states, the signature is keyed by shapes from then on, each with its own states, so
+alternating shapes never rebuild each other's programs.
+
+Entries hold their states and the function by weak reference: a lowering found again through
+``_sites`` never keeps a model alive. If a state of an entry has died, the function cannot
+reach it any more and the entry is lowered again.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Sequence
+import weakref
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 
-from ._state import ARRAY_TYPES, Frame, State, active_frames, frame
+from ._bridge import DeadState, Discovery, Pure, Signature, WeakDiscovery, alive
+from ._state import State, active_frames, peek
 
-Body = Callable[..., tuple[Any, Sequence[Any]]]
-
+Program = Callable[..., tuple[Any, Sequence[Any]]]
+Lower = Callable[[Pure], Program]
 
 # Leaves that are dynamic and hold nothing static: a call made only of these needs no signature.
-_PLAIN_TYPES = frozenset({type(jnp.zeros(())), np.ndarray, float, int, complex, bool})
+PLAIN_TYPES = frozenset({type(jnp.zeros(())), np.ndarray, float, int, complex, bool})
 
 
-class _Signature:
-    """The parts of a call that a trace depends on beyond array shapes and dtypes.
-
-    ``static_args``: the arguments marked static (whole); ``static_leaves``: the leaves JAX
-    cannot trace (strings, functions, objects), by position among the other arguments' leaves.
-    """
-
-    __slots__ = ("treedef", "static_args", "static_leaves", "key")
-    treedef: Any
-
-    def __init__(
-        self, args: tuple[Any, ...], kwargs: dict[str, Any], static_argnums: frozenset[int]
-    ):
-        self.static_args = tuple((i, args[i]) for i in sorted(static_argnums) if i < len(args))
-        if self.static_args:
-            args = tuple(None if i in static_argnums else a for i, a in enumerate(args))
-        leaves, self.treedef = jax.tree.flatten((args, kwargs))
-        self.static_leaves = tuple(
-            (n, x) for n, x in enumerate(leaves) if not isinstance(x, ARRAY_TYPES)
-        )
-        try:
-            self.key: Any = (self.treedef, self.static_args, self.static_leaves)
-            hash(self.key)
-        except TypeError:  # an unhashable static value: this call is lowered afresh
-            self.key = None
-
-    @property
-    def has_statics(self) -> bool:
-        return bool(self.static_args or self.static_leaves)
+def _weak(obj: Any) -> Callable[[], Any]:
+    try:
+        return weakref.ref(obj)
+    except TypeError:  # not weakly referenceable (rare for a callable): held
+        return lambda: obj
 
 
-def _split(
-    args: tuple[Any, ...], kwargs: dict[str, Any], sig: _Signature
-) -> tuple[tuple[Any, ...], dict[str, Any]]:
-    """The dynamic parts of ``(args, kwargs)``: static leaves and static arguments become None."""
-    if not sig.has_statics:
-        return args, kwargs
-    marked = {i for i, _ in sig.static_args}
-    args = tuple(None if i in marked else a for i, a in enumerate(args))
-    leaves = jax.tree.leaves((args, kwargs))
-    static = {n for n, _ in sig.static_leaves}
-    return jax.tree.unflatten(
-        sig.treedef, [None if n in static else x for n, x in enumerate(leaves)]
-    )
-
-
-def _rebuild(
-    args_dyn: tuple[Any, ...], kw_dyn: dict[str, Any], sig: _Signature
-) -> tuple[tuple[Any, ...], dict[str, Any]]:
-    """Inverse of :func:`_split`, at trace time."""
-    if not sig.has_statics:
-        return tuple(args_dyn), kw_dyn
-    leaves = sig.treedef.flatten_up_to((tuple(args_dyn), kw_dyn))
-    for n, x in sig.static_leaves:
-        leaves[n] = x
-    args, kwargs = jax.tree.unflatten(sig.treedef, leaves)
-    if sig.static_args:
-        marked = dict(sig.static_args)
-        args = tuple(marked.get(i, a) for i, a in enumerate(args))
-    return args, kwargs
-
-
-class _Pure:
-    """``fn`` with the differentiated states' values as an explicit first argument."""
-
-    def __init__(self, fn: Callable[..., Any], grad_states: Sequence[State], sig: _Signature):
-        self.fn, self.grad_states, self.sig = fn, grad_states, sig
-        self.record: list[State] = []
-
-    def __call__(
-        self, grad_values: Sequence[Any], kw_dyn: dict[str, Any], *args_dyn: Any
-    ) -> tuple[Any, tuple[Any, ...]]:
-        args, kwargs = _rebuild(args_dyn, kw_dyn, self.sig)
-        with frame(dict(zip(self.grad_states, grad_values, strict=True))) as f:
-            out = self.fn(*args, **kwargs)
-        self.record[:] = list(f.writes)
-        return out, tuple(f.values[s] for s in self.record)
+def _dead() -> None:
+    return None
 
 
 class Entry:
-    """One call signature, lowered: the states it reads and writes and its compiled program."""
+    """One call signature, lowered: its states (weakly), its pure function and program."""
 
-    __slots__ = ("inputs", "writes", "compiled", "stale")
+    __slots__ = ("refs", "write_refs", "read_mask", "pure", "compiled", "variants")
 
-    def __init__(self, inputs: tuple[State, ...], writes: tuple[State, ...]):
-        self.inputs, self.writes = inputs, writes
-        self.compiled: Any = None
-        # Set by a trace that touched other states than ``inputs``/``writes``: all it touched.
-        self.stale: tuple[tuple[State, ...], tuple[State, ...]] | None = None
+    def __init__(self, d: Discovery, pure: Pure, compiled: Any):
+        self.refs = tuple(weakref.ref(s) for s in d.states)
+        self.write_refs = tuple(weakref.ref(s) for s in d.writes)
+        self.read_mask = tuple(s in d.reads for s in d.states)
+        self.pure, self.compiled = pure, compiled
+        # Set once a new shape of this signature touched other states: entries by shapes.
+        self.variants: dict[Any, Entry] | None = None
+
+    def strong(self) -> Discovery:
+        """The discovery with live states (raises ``DeadState`` if one has died)."""
+        states, writes = alive(self.refs), alive(self.write_refs)
+        return Discovery(
+            states, writes, [s for s, m in zip(states, self.read_mask, strict=True) if m]
+        )
+
+    def values(self, nested: bool) -> list[Any]:
+        if not nested:
+            return [r()._value for r in self.refs]  # type: ignore[union-attr]
+        # Inside an outer facade trace, reads go through ``.value`` so that it records them.
+        return [
+            r().value if m else peek(r())  # type: ignore[union-attr,arg-type]
+            for r, m in zip(self.refs, self.read_mask, strict=True)
+        ]
 
 
-def _run_body(
-    fn: Callable[..., Any],
-    grad_states: Sequence[State],
-    body: Body,
-    sig: _Signature,
-    f: Any,
-    kw_dyn: dict[str, Any],
-    args_dyn: tuple[Any, ...],
-) -> Any:
-    """Run ``body`` inside frame ``f``; fold the states ``pure`` wrote into ``f``."""
-    pure = _Pure(fn, grad_states, sig)
-    result, written = body(pure, [f.values[s] for s in grad_states], kw_dyn, args_dyn)
-    for s, v in zip(pure.record, written, strict=True):
-        f.values[s] = v
-    return result
-
-
-def discover(
-    run: Callable[[Frame, dict[str, Any], tuple[Any, ...]], Any],
-    args_dyn: tuple[Any, ...],
-    kw_dyn: dict[str, Any],
-    values: dict[State, Any] | None = None,
-) -> Frame:
-    """Run ``run(frame, kwargs, args)`` abstractly (no FLOPs) in a new frame; return the frame.
-
-    Used by ``StateFinder``; transforms discover through their first trace instead.
-
-    The frame records, in order of first use, every state read and written; nothing is
-    written to any State.
-    """
-    found: list[Frame] = []
-
-    def probe(kw: dict[str, Any], *a: Any) -> None:
-        with frame(dict(values) if values else None) as f:
-            try:
-                run(f, kw, a)
-            finally:
-                f.values = {}  # the abstract trace's values must not outlive it
-        found.append(f)
-
-    jax.eval_shape(probe, kw_dyn, *args_dyn)
-    return found[0]
+def _avals_key(args_dyn: tuple[Any, ...], kw_dyn: dict[str, Any]) -> tuple[Any, ...]:
+    return tuple(
+        (np.shape(x), getattr(x, "dtype", type(x))) for x in jax.tree.leaves((args_dyn, kw_dyn))
+    )
 
 
 class Lowering:
-    """The cache of lowered call signatures for one stateful function and one transform.
+    """The cache of lowered call signatures of one stateful function under one transform.
 
     Args:
-        fn: the user's stateful function.
-        body: the transform, as described in the module docstring.
-        grad_states: the states whose values ``body`` differentiates (may be empty).
-        on_discovered: called with the ``(reads, writes)`` of each trace; raises to reject.
-        jit_kwargs: extra arguments for ``jax.jit`` (e.g. ``donate_argnums``).
-        static_argnums: positional arguments treated as static (hashable, part of the key).
+        lower: ``lower(pure) -> program``, the transform (see the module docstring).
+        first: states put first in every discovery, in this order (e.g. the grad_states); the
+            program finds their values at the front of ``state_values``.
+        own_writes: states among ``first`` that the program writes itself, outside the user's
+            function (the random key ``fwd_grad`` draws its directions with): always outputs.
+        check: ``check(found, first)`` is called with the discovery of every trace; it raises
+            to reject the call (nothing is written, the signature is lowered again next time).
+        static_argnums, static_argnames: arguments that are static (hashable, in the key).
+        jit_kwargs: extra arguments for ``jax.jit`` of the program, given in the user's terms
+            (see :func:`program_jit_kwargs`): a function of the number of positional arguments.
     """
 
     def __init__(
         self,
-        fn: Callable[..., Any],
-        body: Body,
-        grad_states: Sequence[State] = (),
+        lower: Lower,
+        first: Sequence[State] = (),
         *,
-        on_discovered: Callable[[dict[State, None], dict[State, None]], None] | None = None,
-        jit_kwargs: dict[str, Any] | None = None,
-        static_argnums: frozenset[int] = frozenset(),
+        own_writes: Sequence[State] = (),
+        check: Callable[[Discovery, tuple[State, ...]], None] | None = None,
+        static_argnums: Sequence[int] = (),
+        static_argnames: Sequence[str] = (),
+        jit_kwargs: Callable[[int], dict[str, Any]] | None = None,
     ):
-        self.fn = fn
-        self.body = body
-        self.grad_states = tuple(grad_states)
-        self.on_discovered = on_discovered
-        self.jit_kwargs = jit_kwargs or {}
-        self.static_argnums = static_argnums
+        self.lower = lower
+        self._first = tuple(weakref.ref(s) for s in first)
+        self._own_writes = tuple(weakref.ref(s) for s in own_writes)
+        self.check = check
+        self.static_argnums = tuple(static_argnums)
+        self.static_argnames = frozenset(static_argnames)
+        self.jit_kwargs = jit_kwargs
         self.cache: dict[Any, Entry] = {}
+        self._fn: Callable[[], Any] = _dead
         # The states the last lowered signature touched: the first guess for a new signature.
-        self._guess: tuple[tuple[State, ...], tuple[State, ...]] = ((), ())
+        self._guess: Entry | None = None
 
-    def _lower(self, sig: _Signature, reads: Iterable[State], writes: Iterable[State]) -> Entry:
-        """The entry of one signature, assuming its calls read ``reads`` and write ``writes``.
+    # --- the function ------------------------------------------------------------------
 
-        Nothing is traced here. Each trace of the program checks the assumption: a trace that
-        touches other states completes anyway and records everything it touched in
-        ``entry.stale``, a complete discovery to lower again from. (It is flagged, not raised:
-        JAX 0.10 never frees an aborted trace that captured array constants.) So a first call
-        traces once when the guess (the grad_states, or the last signature's states) is right,
-        and twice otherwise.
-        """
-        fn, grad_states, body = self.fn, self.grad_states, self.body
-        on_discovered = self.on_discovered
-        inputs = grad_states + tuple(s for s in reads if s not in set(grad_states))
-        outputs = tuple(writes)
-        known_inputs, known_outputs = set(inputs), set(outputs)
-        entry = Entry(inputs, outputs)
+    @property
+    def fn(self) -> Any:
+        fn = self._fn()
+        if fn is None:
+            raise RuntimeError(
+                "the function of this transform was garbage-collected while another thread "
+                "was tracing it; call again"
+            )
+        return fn
 
-        def program(values: Sequence[Any], kw: dict[str, Any], *a: Any) -> tuple[Any, list[Any]]:
-            with frame(dict(zip(inputs, values, strict=True))) as f:
-                result = _run_body(fn, grad_states, body, sig, f, kw, a)
-            if not (set(f.reads) <= known_inputs and set(f.writes) == known_outputs):
-                entry.stale = (tuple(f.reads), tuple(f.writes))
-                return result, []  # a program never used: the caller lowers again
-            if on_discovered is not None:
-                on_discovered(f.reads, f.writes)
-            return result, [f.values[s] for s in outputs]
+    def _call_fn(self, *args: Any, **kwargs: Any) -> Any:
+        return self.fn(*args, **kwargs)
 
-        entry.compiled = jax.jit(program, **self.jit_kwargs)
-        return entry
+    def first(self) -> tuple[State, ...]:
+        return alive(self._first)
 
-    def _key(self, args: tuple[Any, ...], kwargs: dict[str, Any]) -> tuple[Any, _Signature | None]:
+    # --- building entries --------------------------------------------------------------
+
+    def _signature(self, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Signature:
+        nums = frozenset(i % len(args) for i in self.static_argnums if -len(args) <= i < len(args))
+        return Signature(args, kwargs, nums, self.static_argnames)
+
+    def _key(self, args: tuple[Any, ...], kwargs: dict[str, Any]) -> tuple[Any, Signature | None]:
         """The cache key of a call, and its signature when computing the key needed one.
 
         The common call, positional arrays or numbers only, is keyed by its arity alone
@@ -239,99 +159,249 @@ class Lowering:
         """
         if not kwargs and not self.static_argnums:
             for a in args:
-                if type(a) not in _PLAIN_TYPES:
+                if type(a) not in PLAIN_TYPES:
                     break
             else:
                 return len(args), None
-        sig = _Signature(args, kwargs, self.static_argnums)
+        sig = self._signature(args, kwargs)
         return sig.key, sig
 
-    def _entry(
+    def _make(self, sig: Signature, d: Discovery) -> Entry:
+        d = d.with_writes(alive(self._own_writes))
+        pure = Pure(self._call_fn, WeakDiscovery(d), sig, self.first)  # type: ignore[arg-type]
+        options = {} if self.jit_kwargs is None else self.jit_kwargs(sig.num_args)
+        return Entry(d, pure, jax.jit(self.lower(pure), **options))
+
+    def _traced_entry(
         self,
-        key: Any,
-        sig: _Signature,
+        sig: Signature,
+        guess: Discovery,
         args_dyn: tuple[Any, ...],
         kw_dyn: dict[str, Any],
         nested: bool,
     ) -> Entry:
-        entry = self.cache.get(key) if key is not None else None
-        if entry is None:
-            entry = self._lower(sig, *self._guess)
-            # Trace now (the call reuses this trace); a wrong guess is rebuilt untraced.
-            entry.compiled.trace(self._values(entry, nested), kw_dyn, *args_dyn)
-            if entry.stale is not None:
-                entry = self._lower(sig, *entry.stale)
-                self._guess = (entry.inputs, entry.writes)
-            if key is not None:
-                self.cache[key] = entry
+        """An entry built on ``guess`` and traced for these arguments; rebuilt once if wrong."""
+        entry = self._make(sig, guess)
+        entry.compiled.trace(entry.values(nested), *args_dyn, **kw_dyn)
+        found = entry.pure.take_trace()
+        if found is not None and guess.covers(found):
+            entry.read_mask = tuple(s in found.reads for s in guess.states)
+        elif found is not None:
+            entry = self._make(sig, found)
+            entry.compiled.trace(entry.values(nested), *args_dyn, **kw_dyn)
+            again = entry.pure.take_trace()
+            if again is not None and not found.covers(again):
+                raise RuntimeError(
+                    f"{_name(self.fn)!r} touches different states on every trace; facade "
+                    "transforms need the same states for the same argument shapes"
+                )
+            found = again
+        if found is not None and self.check is not None:
+            self.check(found, self.first())
         return entry
 
-    @staticmethod
-    def _values(entry: Entry, nested: bool) -> list[Any]:
-        # Inside an outer facade trace, reads go through ``.value`` so that it records them.
-        return [s.value for s in entry.inputs] if nested else [s._value for s in entry.inputs]
+    def _guess_for(self) -> Discovery:
+        first = self.first()
+        if self._guess is not None:
+            try:
+                last = self._guess.strong()
+            except DeadState:
+                self._guess = None
+            else:
+                rest = [s for s in last.states if s not in set(first)]
+                return Discovery((*first, *rest), last.writes, last.reads)
+        return Discovery(first, ())
 
-    def _run(
-        self, entry: Entry, nested: bool, args_dyn: tuple[Any, ...], kw_dyn: dict[str, Any]
-    ) -> tuple[Any, list[Any]]:
-        return entry.compiled(self._values(entry, nested), kw_dyn, *args_dyn)
+    # --- the call ----------------------------------------------------------------------
 
-    def __call__(
-        self,
-        args: tuple[Any, ...],
-        kwargs: dict[str, Any],
-        check: Callable[[Any], None] | None = None,
+    def _prepare(
+        self, fn: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any]
     ) -> Any:
-        """Run one call; ``check(result)`` may raise before any state is written."""
+        """The entry of a call (lowered and traced if new) and everything its call needs."""
+        if self._fn() is not fn:
+            self._fn = _weak(fn)
         key, sig = self._key(args, kwargs)
         entry = self.cache.get(key) if key is not None else None
         nested = bool(active_frames())
         if entry is None:
-            sig = sig or _Signature(args, kwargs, self.static_argnums)
-            args_dyn, kw_dyn = _split(args, kwargs, sig)
-            entry = self._entry(key, sig, args_dyn, kw_dyn, nested)
+            sig = sig or self._signature(args, kwargs)
+            args_dyn, kw_dyn = sig.split(args, kwargs)
+            entry = self._new(key, sig, args_dyn, kw_dyn, nested)
         else:
-            args_dyn, kw_dyn = (args, kwargs) if sig is None else _split(args, kwargs, sig)
-        result, written = self._run(entry, nested, args_dyn, kw_dyn)
-        if entry.stale is not None:
-            # A later trace (new shapes) touched other states: its results used stale inputs.
-            entry = self._lower(sig or _Signature(args, kwargs, self.static_argnums), *entry.stale)
-            if key is not None:
-                self.cache[key] = entry
-            result, written = self._run(entry, nested, args_dyn, kw_dyn)
-            if entry.stale is not None:
-                raise RuntimeError(
-                    f"{getattr(self.fn, '__name__', self.fn)!r} touches different states "
-                    "on every trace; facade transforms need a stable set of states"
-                )
-            self._guess = (entry.inputs, entry.writes)
-        if check is not None:
-            check(result)
-        if entry.writes:
+            args_dyn, kw_dyn = (args, kwargs) if sig is None else sig.split(args, kwargs)
+            if entry.variants is not None:
+                entry = entry.variants.get(_avals_key(args_dyn, kw_dyn), entry)
+        try:
+            values = entry.values(nested)
+        except AttributeError:  # a state of the entry died: the function reaches others now
+            sig = sig or self._signature(args, kwargs)
+            self.cache.pop(key, None)
+            entry = self._new(key, sig, args_dyn, kw_dyn, nested)
+            values = entry.values(nested)
+        return key, sig, entry, values, args_dyn, kw_dyn, nested
+
+    def prepare(
+        self, fn: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any]
+    ) -> tuple[Any, list[Any], tuple[Any, ...], dict[str, Any]]:
+        """The compiled program of a call and the arguments it takes: ``(compiled, values,
+        args, kwargs)``, for ``lower``/``eval_shape``. Nothing runs, nothing is written."""
+        _, _, entry, values, args_dyn, kw_dyn, _ = self._prepare(fn, args, kwargs)
+        return entry.compiled, values, args_dyn, kw_dyn
+
+    def __call__(
+        self,
+        fn: Callable[..., Any],
+        args: tuple[Any, ...],
+        kwargs: dict[str, Any],
+        check_result: Callable[[Any], None] | None = None,
+    ) -> Any:
+        """Run ``fn(*args, **kwargs)`` through its program; ``check_result(result)`` may raise
+        before any state is written."""
+        key, sig, entry, values, args_dyn, kw_dyn, nested = self._prepare(fn, args, kwargs)
+        result, written = entry.compiled(values, *args_dyn, **kw_dyn)
+        found = entry.pure.take_trace()
+        if found is not None:
+            # ``jax.jit`` traced a new shape: check what that trace touched.
+            sig = sig or self._signature(args, kwargs)
+            entry, result, written = self._retraced(
+                key, sig, entry, found, args_dyn, kw_dyn, nested, result, written
+            )
+        if check_result is not None:
+            check_result(result)
+        if entry.write_refs:
             if nested:
-                for s, v in zip(entry.writes, written, strict=True):
-                    s.value = v
+                for r, v in zip(entry.write_refs, written, strict=True):
+                    r().value = v  # type: ignore[union-attr]
             else:
-                _check_concrete(entry.writes, written, self.fn)
-                for s, v in zip(entry.writes, written, strict=True):
-                    s._value = v
+                _check_concrete(entry.write_refs, written, self.fn)
+                for r, v in zip(entry.write_refs, written, strict=True):
+                    r()._value = v  # type: ignore[union-attr]
         return result
 
+    def clear(self) -> None:
+        """Forget every lowered signature and its compiled programs."""
+        for entry in self.cache.values():
+            entry.compiled.clear_cache()
+        self.cache.clear()
+        self._guess = None
 
-def _check_concrete(states: Sequence[State], values: Sequence[Any], fn: Any) -> None:
-    """Refuse to store a tracer of a JAX transform the facade does not own (jax.jit, vmap, scan).
+    def _new(
+        self,
+        key: Any,
+        sig: Signature,
+        args_dyn: tuple[Any, ...],
+        kw_dyn: dict[str, Any],
+        nested: bool,
+    ) -> Entry:
+        entry = self._traced_entry(sig, self._guess_for(), args_dyn, kw_dyn, nested)
+        self._guess = entry
+        if key is not None:
+            self.cache[key] = entry
+        return entry
+
+    def _retraced(
+        self,
+        key: Any,
+        sig: Signature,
+        entry: Entry,
+        found: Discovery,
+        args_dyn: tuple[Any, ...],
+        kw_dyn: dict[str, Any],
+        nested: bool,
+        result: Any,
+        written: Any,
+    ) -> tuple[Entry, Any, Any]:
+        if entry.strong().covers(found):
+            if self.check is not None:
+                try:
+                    self.check(found, self.first())
+                except Exception:
+                    self.cache.pop(key, None)  # the next call traces and checks again
+                    raise
+            return entry, result, written
+        # This shape touches other states: its result read stale inputs. From now on this
+        # signature is keyed by shapes too; this shape gets an entry of its own.
+        variant = self._traced_entry(sig, found, args_dyn, kw_dyn, nested)
+        base = self.cache.get(key) if key is not None else None
+        if base is not None:
+            if base.variants is None:
+                base.variants = {}
+            base.variants[_avals_key(args_dyn, kw_dyn)] = variant
+        result, written = variant.compiled(variant.values(nested), *args_dyn, **kw_dyn)
+        variant.pure.take_trace()
+        return variant, result, written
+
+
+def call_program(name: str | None = None) -> Lower:
+    """The ``lower`` of a transform that is the call itself (``jit``, eager control flow)."""
+
+    def lower(pure: Pure) -> Program:
+        def program(values: Sequence[Any], *args: Any, **kwargs: Any) -> Any:
+            return pure(values, *args, **kwargs)
+
+        if name:
+            program.__name__ = program.__qualname__ = name
+        return program
+
+    return lower
+
+
+def program_jit_kwargs(
+    *,
+    in_shardings: Any = None,
+    out_shardings: Any = None,
+    donate_argnums: Sequence[int] = (),
+    **jax_kwargs: Any,
+) -> Callable[[int], dict[str, Any]]:
+    """``jax.jit`` options for a program, from options given in terms of the user's function.
+
+    The program's positional arguments are ``(state_values, *args)`` and it returns
+    ``(result, written_values)``: ``in_shardings`` (one sharding for every argument, or one
+    per positional argument) and ``donate_argnums`` are shifted past ``state_values``, and
+    ``out_shardings`` applies to ``result``. The states keep their own shardings (JAX infers
+    them from the arrays). Negative ``donate_argnums`` count from the end of each call's
+    arguments.
+    """
+    from jax._src.sharding_impls import UNSPECIFIED
+
+    def options(num_args: int) -> dict[str, Any]:
+        kw = dict(jax_kwargs)
+        if in_shardings is not None:
+            per_arg = (
+                tuple(in_shardings)
+                if isinstance(in_shardings, list | tuple)
+                else (in_shardings,) * num_args
+            )
+            kw["in_shardings"] = (UNSPECIFIED, *per_arg)
+        if out_shardings is not None:
+            kw["out_shardings"] = (out_shardings, UNSPECIFIED)
+        if donate_argnums:
+            kw["donate_argnums"] = tuple(
+                1 + (i % num_args) for i in donate_argnums if -num_args <= i < num_args
+            )
+        return kw
+
+    return options
+
+
+def _name(fn: Any) -> str:
+    return getattr(fn, "__name__", None) or repr(fn)
+
+
+def _check_concrete(refs: Sequence[Callable[[], Any]], values: Sequence[Any], fn: Any) -> None:
+    """Refuse to store a tracer of a JAX transform the facade does not own (raw jax.jit).
 
     Called before any state is assigned, so a refusal leaves every State as it was.
     """
-    for s, v in zip(states, values, strict=True):
+    for r, v in zip(refs, values, strict=True):
         if isinstance(v, jax.core.Tracer) or (
             not isinstance(v, jax.Array)
             and any(isinstance(x, jax.core.Tracer) for x in jax.tree.leaves(v))
         ):
             raise RuntimeError(
-                f"{getattr(fn, '__name__', fn)!r} writes {s._describe()} inside a JAX "
-                "transformation (jax.jit, jax.vmap, jax.lax.scan, ...) that the facade cannot "
-                "thread states through, so its new value would be a tracer. Use "
-                "facade.transform.jit around the whole computation, or pass and return the "
-                "value explicitly."
+                f"{_name(fn)!r} writes {r()._describe()} inside a JAX transformation "
+                "(jax.jit, jax.vmap, jax.lax.scan, ...) that the facade cannot thread states "
+                "through, so its new value would be a tracer. Use the facade's transform "
+                "(facade.transform.jit, vmap, for_loop, ...) around the whole computation, or "
+                "pass and return the value explicitly."
             )

@@ -20,24 +20,37 @@ from typing import Any
 
 import jax
 import numpy as np
+from jax._src import core as _jax_core
 
 ARRAY_TYPES = (jax.Array, np.ndarray, np.generic, float, complex, int, bool)
 _PACKAGE_DIR = os.path.dirname(os.path.abspath(__file__))
 
 
+def current_trace() -> Any:
+    """The JAX trace that operations are bound to right now (an eval trace outside any)."""
+    return _jax_core.trace_ctx.trace
+
+
 class Frame:
     """One trace's view of the states: the values they hold in it and what it touched.
 
-    ``reads``, ``writes`` and ``touched`` are insertion-ordered dicts used as ordered sets.
+    ``reads`` holds the states whose value *on entry* the trace observed (a read after the
+    frame's own write is not one); ``writes`` the states written; ``touched`` both, in order of
+    first use; ``created`` the states created while the frame was active (local to the trace,
+    never inputs or outputs). All are insertion-ordered dicts used as ordered sets. ``trace`` is
+    the JAX trace the frame was pushed in: a write made under another one (the body of a raw
+    ``jax.lax.scan``, a ``jax.vmap``) cannot be carried out of it.
     """
 
-    __slots__ = ("values", "reads", "writes", "touched")
+    __slots__ = ("values", "reads", "writes", "touched", "created", "trace")
 
     def __init__(self, values: dict[State, Any] | None = None):
         self.values: dict[State, Any] = {} if values is None else values
         self.reads: dict[State, None] = {}
         self.writes: dict[State, None] = {}
         self.touched: dict[State, None] = {}
+        self.created: dict[State, Any] = {}
+        self.trace = current_trace()
 
 
 class _Local(threading.local):
@@ -46,6 +59,11 @@ class _Local(threading.local):
 
 
 _local = _Local()
+
+# Set once a State is read inside a raw JAX trace nested in a facade frame (a ``lax.scan``
+# body, say). JAX caches the traced body by function identity with the value it closed over,
+# so the bridge clears that cache before its next trace (see ``_bridge.fresh_jax_traces``).
+raw_nested_reads = [False]
 
 
 def active_frames() -> list[Frame]:
@@ -94,6 +112,8 @@ def check_value(value: Any, owner: str) -> Any:
     """Check that ``value`` is a pytree of arrays (what JAX can trace); return it."""
     if isinstance(value, jax.Array):  # the common case, and the cheap one
         return value
+    if value is None:
+        raise TypeError(f"{owner}: a State's value must be a pytree of arrays or numbers, got None")
     leaves = jax.tree.leaves(value)
     for leaf in leaves:
         if not isinstance(leaf, ARRAY_TYPES):
@@ -110,6 +130,32 @@ def _holds_tracer(value: Any) -> bool:
     if isinstance(value, jax.Array):
         return False
     return any(isinstance(x, jax.core.Tracer) for x in jax.tree.leaves(value))
+
+
+def abstract(value: Any) -> Any:
+    """``value`` with every leaf as a ``jax.ShapeDtypeStruct`` (no tracer, no memory)."""
+    return jax.tree.map(
+        lambda x: jax.ShapeDtypeStruct(np.shape(x), jax.numpy.result_type(x)), value
+    )
+
+
+def _raw_write_error(state: State, new: Any) -> TypeError:
+    under_vmap = "Batch" in type(current_trace()).__name__
+    where, instead = (
+        ("jax.vmap", "facade.transform.vmap (with out_states)")
+        if under_vmap
+        else (
+            "a raw JAX transformation (jax.lax.scan, cond, while_loop, fori_loop, jax.jit, "
+            "jax.checkpoint, ...)",
+            "the facade's transform (facade.transform.for_loop / scan, cond / switch, "
+            "while_loop, jit, checkpoint)",
+        )
+    )
+    return TypeError(
+        f"{state._describe()} was written inside {where}, which cannot carry a State's new "
+        f"value out; its value would be a tracer of that transformation. Use {instead}, which "
+        "threads states through, or pass and return the value explicitly."
+    )
 
 
 def _summarise(x: Any) -> Any:
@@ -135,9 +181,7 @@ class State:
         Array([1., 1.], dtype=float32)
     """
 
-    # ``lowerings``: compiled one-shot calls (vjp/jvp) kept on the state they differentiate, so
-    # they die with it (see ``_autodiff._shared_lowering``).
-    __slots__ = ("_value", "name", "source", "metadata", "lowerings", "__weakref__")
+    __slots__ = ("_value", "name", "source", "metadata", "__weakref__")
 
     def __init__(self, value: Any, name: str | None = None, **metadata: Any):
         if name is not None and not isinstance(name, str):
@@ -145,8 +189,20 @@ class State:
         self.name = name
         self.source = _creation_site()
         self.metadata = metadata
-        self.lowerings: Any = None
-        self._value = check_value(value, self._describe())
+        value = check_value(value, self._describe())
+        frames = _local.frames
+        if not frames:
+            if _holds_tracer(value):
+                raise _raw_write_error(self, value)
+            self._value = value
+            return
+        # Created inside a facade trace: local to it. The value lives in the innermost frame;
+        # the State's own slot keeps only its abstract shape, so no tracer is ever left in it.
+        trace = current_trace()
+        for f in frames:
+            f.created[self] = trace
+        frames[-1].values[self] = value
+        self._value = abstract(value) if _holds_tracer(value) else value
 
     @property
     def value(self) -> Any:
@@ -154,8 +210,11 @@ class State:
         if not frames:
             return self._value
         for f in frames:
-            f.reads[self] = None
+            if self not in f.writes:
+                f.reads[self] = None
             f.touched[self] = None
+        if frames[-1].trace is not current_trace():
+            raw_nested_reads[0] = True
         for f in reversed(frames):
             if self in f.values:
                 return f.values[self]
@@ -167,19 +226,17 @@ class State:
         frames = _local.frames
         if not frames:
             if _holds_tracer(new):
-                raise TypeError(
-                    f"{self._describe()} was assigned a tracer of a JAX transformation "
-                    "(jax.jit, jax.vmap, jax.grad, ...) that the facade does not see; the State "
-                    "would keep it after the transformation ends. Use the facade's transforms "
-                    "(facade.transform.jit, grad, ...), which thread states through, or return "
-                    "the value instead of storing it."
-                )
+                raise _raw_write_error(self, new)
             self._value = new
             return
+        inner = frames[-1]
+        trace = current_trace()
+        if inner.trace is not trace and inner.created.get(self) is not trace and _holds_tracer(new):
+            raise _raw_write_error(self, new)
         for f in frames:
             f.writes[self] = None
             f.touched[self] = None
-        frames[-1].values[self] = new
+        inner.values[self] = new
 
     def _describe(self) -> str:
         label = type(self).__name__ + (f" {self.name!r}" if self.name else "")

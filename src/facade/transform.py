@@ -13,10 +13,11 @@ from ._autodiff import (
     vjp,
 )
 from ._finder import StateFinder
-from ._jit import jit
+from ._jit import JittedFunction, jit
 
 __all__ = [
     "GradientTransform",
+    "JittedFunction",
     "StateFinder",
     "fwd_grad",
     "grad",

@@ -10,7 +10,7 @@ Example:
     {'w': Array([0., 1.], dtype=float32)}
 """
 
-from ._engine import Transform
+from . import engine
 from ._transforms import (
     fwd_grad,
     grad,
@@ -22,9 +22,11 @@ from ._transforms import (
     vector_grad,
 )
 from ._vjp_jvp import jvp, vjp
+from .engine import Transform
 
 __all__ = [
     "Transform",
+    "engine",
     "fwd_grad",
     "grad",
     "hessian",

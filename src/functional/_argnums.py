@@ -7,27 +7,46 @@ from collections.abc import Sequence
 Argnums = int | Sequence[int]
 
 
-def check_argnums(argnums: Argnums, name: str = "argnums") -> None:
+class ArgnumsError(TypeError, ValueError):
+    """A malformed ``argnums``: both a TypeError and a ValueError, so either ``except`` works.
+
+    JAX raises TypeError for a non-integer ``argnums``, brainstate ValueError; code written for
+    either catches this one.
+    """
+
+
+def check_argnums(argnums: Argnums, name: str = "argnums", *, allow_negative: bool = True) -> None:
     """Reject an ``argnums`` that is wrong whatever the call: bad type, empty, or repeated.
 
     Range and repeats that only show once negatives are resolved are checked at call time by
     :func:`resolve_argnums`, because they depend on how many arguments the function receives.
+    ``allow_negative=False`` refuses negative positions (brainstate's convention; JAX counts
+    them from the end).
+
+    Raises:
+        ArgnumsError: not an int or a sequence of ints (bools and strings included), empty,
+            repeated, or negative when not allowed.
     """
     if (
         isinstance(argnums, bool)
         or not isinstance(argnums, int | Sequence)
         or isinstance(argnums, str | bytes)
     ):
-        raise TypeError(f"{name} must be an int or a sequence of ints, got {argnums!r}")
-    if isinstance(argnums, int):
-        return
-    if len(argnums) == 0:
-        raise ValueError(f"{name} must not be empty; to differentiate nothing, drop the transform")
-    for a in argnums:
+        raise ArgnumsError(f"{name} must be an int or a sequence of ints, got {argnums!r}")
+    items = (argnums,) if isinstance(argnums, int) else tuple(argnums)
+    if not items:
+        raise ArgnumsError(
+            f"{name} must not be empty; to differentiate nothing, drop the transform"
+        )
+    for a in items:
         if isinstance(a, bool) or not isinstance(a, int):
-            raise TypeError(f"{name} must contain only ints, got {argnums!r}")
-    if len(set(argnums)) != len(argnums):
-        raise ValueError(f"{name} must not repeat an index, got {tuple(argnums)!r}")
+            raise ArgnumsError(f"{name} must contain only ints, got {argnums!r}")
+        if a < 0 and not allow_negative:
+            raise ArgnumsError(
+                f"{name} must be non-negative here, got {argnums!r}; count positions from 0"
+            )
+    if len(set(items)) != len(items):
+        raise ArgnumsError(f"{name} must not repeat an index, got {items!r}")
 
 
 def resolve_argnums(argnums: Argnums, num_args: int, name: str = "argnums") -> tuple[int, ...]:

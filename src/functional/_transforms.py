@@ -1,18 +1,17 @@
-"""The public transforms: each is the engine of ``_engine`` with one JAX-style transform."""
+"""The public transforms: each is the engine of ``engine`` with one JAX-style transform."""
 
 from __future__ import annotations
 
-import inspect
 from collections.abc import Callable, Sequence
 from typing import Any
 
 import jax
-import jax.numpy as jnp
 from beartype import beartype
-from jaxtyping import PRNGKeyArray, jaxtyped
+from jaxtyping import jaxtyped
 
-from . import _engine
-from ._engine import Transform, check_argnums, check_bool, check_callable
+from . import engine as _engine
+from ._jax_style import KeyLike, check_fwd_grad_options, fwd_grad_transform, vector_grad_transform
+from .engine import Transform, check_argnums, check_bool, check_callable, check_transform_params
 
 Fun = Callable[..., Any]
 Argnums = int | Sequence[int]
@@ -24,21 +23,6 @@ def _check_common(fun: Any, argnums: Any, has_aux: Any, return_value: Any) -> No
     check_argnums(argnums)
     check_bool(has_aux, "has_aux")
     check_bool(return_value, "return_value")
-
-
-def _check_transform_params(transform: Any, params: dict[str, Any]) -> None:
-    """Fail when the transform is built, not deep inside a call, if it rejects ``params``."""
-    try:
-        signature = inspect.signature(transform)
-    except (TypeError, ValueError):  # builtins and C callables: nothing to check against
-        return
-    try:
-        signature.bind(lambda: None, argnums=0, has_aux=True, **params)
-    except TypeError as err:
-        name = getattr(transform, "__name__", repr(transform))
-        raise TypeError(
-            f"transform_params {sorted(params)} are not accepted by transform {name!r}: {err}"
-        ) from None
 
 
 @typechecked
@@ -77,7 +61,7 @@ def transform(
     """
     _check_common(fun, argnums, has_aux, return_value)
     check_callable(transform, "transform")
-    _check_transform_params(transform, transform_params or {})
+    check_transform_params(transform, transform_params or {})
     return _engine.build(
         fun,
         transform,
@@ -116,35 +100,6 @@ def grad(
     )
 
 
-def _of_selected(f: Fun, args: tuple[Any, ...], positions: tuple[int, ...]) -> Fun:
-    """``f`` as a function of the arguments at ``positions`` only, the others fixed."""
-
-    def of_selected(*selected: Any) -> Any:
-        full = list(args)
-        for i, x in zip(positions, selected, strict=True):
-            full[i] = x
-        return f(*full)
-
-    return of_selected
-
-
-def _vector_grad_transform(f: Fun, *, argnums: int | tuple[int, ...], has_aux: bool) -> Fun:
-    """JAX-style transform: the gradient of the sum of a (pytree-)vector-valued output."""
-    positions = (argnums,) if isinstance(argnums, int) else argnums
-
-    def g(*args: Any) -> Any:
-        primals = tuple(args[i] for i in positions)
-        if has_aux:
-            out, pullback, aux = jax.vjp(_of_selected(f, args, positions), *primals, has_aux=True)
-        else:
-            (out, pullback), aux = jax.vjp(_of_selected(f, args, positions), *primals), None
-        grads = pullback(jax.tree.map(jnp.ones_like, out))
-        grads = grads[0] if isinstance(argnums, int) else grads
-        return (grads, aux) if has_aux else grads
-
-    return g
-
-
 @typechecked
 def vector_grad(
     fun: Fun, argnums: Argnums = 0, *, has_aux: bool = False, return_value: bool = False
@@ -158,7 +113,7 @@ def vector_grad(
     """
     _check_common(fun, argnums, has_aux, return_value)
     return _engine.build(
-        fun, _vector_grad_transform, argnums, has_aux=has_aux, return_value=return_value
+        fun, vector_grad_transform, argnums, has_aux=has_aux, return_value=return_value
     )
 
 
@@ -250,70 +205,6 @@ def hessian(
     )
 
 
-KeyLike = int | PRNGKeyArray | Callable[[], PRNGKeyArray] | None
-
-
-def _fwd_grad_transform(
-    f: Fun,
-    *,
-    argnums: int | tuple[int, ...],
-    has_aux: bool,
-    tangent_size: int | None,
-    drct_der_clip: float | int | None,
-    key: KeyLike,
-) -> Fun:
-    """JAX-style transform: the forward-gradient estimate ``mean_k (grad . v_k) v_k``.
-
-    Directions ``v_k`` are standard normal, so ``E[v v^T] = I`` and the estimate is unbiased.
-    ``key`` may be a callable, called at each evaluation (the facade passes one that draws from
-    its random state, so the draw is threaded like any other state).
-    """
-
-    positions = (argnums,) if isinstance(argnums, int) else argnums
-
-    def g(*args: Any) -> Any:
-        primals = tuple(args[i] for i in positions)
-        of_selected = _of_selected(f, args, positions)
-        if callable(key):
-            k = key()
-        elif key is None or isinstance(key, int):
-            k = jax.random.key(key or 0)
-        else:
-            k = key
-        leaves, treedef = jax.tree.flatten(primals)
-        keys = jax.random.split(k, len(leaves))
-        n = 1 if tangent_size is None else tangent_size
-        directions = jax.tree.unflatten(
-            treedef,
-            [
-                jax.random.normal(kk, (n, *jnp.shape(x)), dtype=jnp.result_type(x))
-                for kk, x in zip(keys, leaves, strict=True)
-            ],
-        )
-
-        def directional(direction: Any) -> tuple[Any, Any]:
-            if has_aux:
-                _, derivative, aux = jax.jvp(of_selected, primals, direction, has_aux=True)
-                return derivative, aux
-            return jax.jvp(of_selected, primals, direction)[1], None
-
-        derivatives, aux = jax.vmap(directional, out_axes=(0, None))(directions)
-        if jnp.ndim(derivatives) != 1:
-            raise TypeError(
-                "fwd_grad requires fun to return a scalar, got output of shape "
-                f"{jnp.shape(derivatives)[1:]}"
-            )
-        if drct_der_clip is not None:
-            derivatives = jnp.clip(derivatives, -drct_der_clip, drct_der_clip)
-        grads = jax.tree.map(
-            lambda v: jnp.tensordot(derivatives.astype(v.dtype), v, axes=1) / n, directions
-        )
-        grads = grads[0] if isinstance(argnums, int) else grads
-        return (grads, aux) if has_aux else grads
-
-    return g
-
-
 @typechecked
 def fwd_grad(
     fun: Fun,
@@ -340,15 +231,10 @@ def fwd_grad(
         True
     """
     _check_common(fun, argnums, has_aux, return_value)
-    if isinstance(tangent_size, bool):
-        raise TypeError(f"tangent_size must be an int or None, got {tangent_size!r}")
-    if tangent_size is not None and tangent_size < 1:
-        raise ValueError(f"tangent_size must be a positive int, got {tangent_size}")
-    if drct_der_clip is not None and drct_der_clip <= 0:
-        raise ValueError(f"drct_der_clip must be positive, got {drct_der_clip}")
+    check_fwd_grad_options(tangent_size, drct_der_clip)
     return _engine.build(
         fun,
-        _fwd_grad_transform,
+        fwd_grad_transform,
         argnums,
         has_aux=has_aux,
         return_value=return_value,

@@ -11,8 +11,17 @@ import numpy as np
 from beartype import beartype
 from jaxtyping import jaxtyped
 
-from ._engine import Differentiable, check_argnums, check_bool, check_callable, split_aux
 from ._partition import partition
+from .engine import (
+    Differentiable,
+    arrange,
+    check_argnums,
+    check_bool,
+    check_callable,
+    check_tangent,
+    positions,
+    split_aux,
+)
 
 Fun = Callable[..., Any]
 Argnums = int | Sequence[int]
@@ -25,41 +34,65 @@ def _describe(tree: Any) -> str:
     )
 
 
-def _check_like(given: Any, expected_struct: Any, expected: Any, name: str) -> None:
-    """Check that ``given`` has the structure, shapes and dtypes of ``expected``.
+def _check_like(given: Any, expected_struct: Any, expected: Any, name: str) -> Any:
+    """Check that ``given`` has the structure, shapes and dtypes of ``expected``; return it.
 
-    Python scalars are accepted for any floating leaf, as in ``vjp_fn(1.0)``: they are weakly
-    typed and take the dtype they meet.
+    Python scalars are accepted for any leaf, as in ``vjp_fn(1.0)`` or ``vjp_fn(1)``, and
+    returned as arrays of the leaf's dtype (JAX's pullback would refuse an int for a float).
     """
     if jax.tree.structure(given) != expected_struct:
         raise TypeError(
             f"{name} must have the structure of the output {expected_struct}, "
             f"got {jax.tree.structure(given)}"
         )
-    for g, e in zip(jax.tree.leaves(given), jax.tree.leaves(expected), strict=True):
+    leaves = jax.tree.leaves(given)
+    for n, (g, e) in enumerate(zip(leaves, jax.tree.leaves(expected), strict=True)):
         if np.shape(g) != e.shape:
             raise ValueError(
                 f"{name} has a leaf of shape {np.shape(g)} where the output has shape "
                 f"{e.shape}; expected {_describe(expected)}"
             )
-        if isinstance(g, float | int | complex):
+        if isinstance(g, float | int | complex) and not isinstance(g, bool):
+            leaves[n] = jax.numpy.asarray(g, dtype=e.dtype)
             continue
         if jax.numpy.result_type(g) != e.dtype:
             raise TypeError(
                 f"{name} has a leaf of dtype {jax.numpy.result_type(g)} where the output has "
                 f"dtype {e.dtype}; expected {_describe(expected)}"
             )
+    return jax.tree.unflatten(expected_struct, leaves)
 
 
-def _pullback(single: bool, out_struct: Any, out_avals: Any, pullback: Any, cotangent: Any) -> Any:
-    _check_like(cotangent, out_struct, out_avals, "the cotangent passed to vjp_fn")
+def _pullback(
+    layout: tuple[Any, bool], out_struct: Any, out_avals: Any, pullback: Any, cotangent: Any
+) -> Any:
+    cotangent = _check_like(cotangent, out_struct, out_avals, "the cotangent passed to vjp_fn")
     cts = pullback(cotangent)
-    return cts[0] if single else cts
+    argnums, leading = layout
+    if not leading and isinstance(argnums, int):
+        return cts[0]
+    return arrange(cts[0] if argnums is None else cts, argnums, leading)
 
 
 @typechecked
-def vjp(fun: Fun, *primals: Any, argnums: Argnums = 0, has_aux: bool = False) -> tuple[Any, ...]:
+def vjp(
+    fun: Fun,
+    *primals: Any,
+    argnums: Argnums | None = 0,
+    has_aux: bool = False,
+    leading: bool = False,
+) -> tuple[Any, ...]:
     """Evaluate ``fun(*primals)`` and return its pullback for the arguments in ``argnums``.
+
+    Args:
+        fun: a pure function of explicit pytrees.
+        *primals: its positional arguments.
+        argnums: the arguments to differentiate (with ``leading``: among those after the
+            first, or None for the first alone).
+        has_aux: ``fun`` returns ``(output, aux)``.
+        leading: also differentiate the first argument; ``vjp_fn`` then returns
+            ``(leading_ct, arg_cts)``, or ``leading_ct`` when ``argnums`` is None (the engine's
+            layout, see :func:`functional.engine.build`).
 
     Returns:
         ``(out, vjp_fn)`` or ``(out, vjp_fn, aux)``. ``vjp_fn(v)`` returns ``v @ J``: the
@@ -79,9 +112,12 @@ def vjp(fun: Fun, *primals: Any, argnums: Argnums = 0, has_aux: bool = False) ->
                [0., 2., 4.]], dtype=float32)
     """
     check_callable(fun)
-    check_argnums(argnums)
     check_bool(has_aux, "has_aux")
-    split = Differentiable(primals, argnums)
+    check_bool(leading, "leading")
+    if argnums is not None or not leading:
+        check_argnums(argnums)  # type: ignore[arg-type]
+    where = positions(argnums, len(primals), leading)
+    split = Differentiable(primals, (where,) if isinstance(where, int) else where)
 
     def differentiated(*dynamic: Any) -> tuple[Any, Any]:
         return split_aux(fun(*split.rebuild(dynamic)), has_aux, fun)
@@ -89,7 +125,7 @@ def vjp(fun: Fun, *primals: Any, argnums: Argnums = 0, has_aux: bool = False) ->
     out, pullback, aux = jax.vjp(differentiated, *split.dynamic, has_aux=True)
     out_avals = jax.tree.map(lambda x: jax.ShapeDtypeStruct(np.shape(x), x.dtype), out)
     vjp_fn = jax.tree_util.Partial(
-        functools.partial(_pullback, isinstance(argnums, int), jax.tree.structure(out), out_avals),
+        functools.partial(_pullback, (argnums, leading), jax.tree.structure(out), out_avals),
         pullback,
     )
     return (out, vjp_fn, aux) if has_aux else (out, vjp_fn)
@@ -126,23 +162,11 @@ def jvp(
             f"tangents must have one entry per primal: got {len(tangents)} tangent(s) for "
             f"{len(primals)} primal(s)"
         )
-    split = Differentiable(tuple(primals), tuple(range(len(primals))), "primals")
-    dyn_tangents = []
-    for i, (p, t) in enumerate(zip(split.dynamic, tangents, strict=True)):
-        t_dyn = partition(t)[0]
-        expected: Any = jax.tree.structure(p)
-        if jax.tree.structure(t_dyn) != expected:
-            raise TypeError(
-                f"tangents[{i}] must have the structure of primals[{i}] "
-                f"{jax.tree.structure(p)}, got {jax.tree.structure(t_dyn)}"
-            )
-        for tl, pl in zip(jax.tree.leaves(t_dyn), jax.tree.leaves(p), strict=True):
-            if np.shape(tl) != np.shape(pl):
-                raise ValueError(
-                    f"tangents[{i}] has a leaf of shape {np.shape(tl)} for a primal of shape "
-                    f"{np.shape(pl)}"
-                )
-        dyn_tangents.append(t_dyn)
+    split = Differentiable(tuple(primals), tuple(range(len(primals))))
+    dyn_tangents = [
+        check_tangent(p, partition(t)[0], f"tangents[{i}]")
+        for i, (p, t) in enumerate(zip(split.dynamic, tangents, strict=True))
+    ]
 
     def differentiated(*dynamic: Any) -> tuple[Any, Any]:
         return split_aux(fun(*split.rebuild(dynamic)), has_aux, fun)

@@ -262,7 +262,8 @@ def test_dropped_model_is_freed(name):
 
     ref_state, ref_model, fn = make()
     gc.collect()
-    assert ref_state() is not None  # still reachable through fn
+    if name != "vjp":  # a pullback holds only residual arrays, never the model
+        assert ref_state() is not None  # still reachable through fn
     del fn
     gc.collect()
     assert ref_model() is None

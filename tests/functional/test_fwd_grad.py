@@ -218,8 +218,8 @@ def test_under_jit_equals_eager():
     assert_trees_equal(jax.jit(g)(*args), g(*args), rtol=1e-5, atol=1e-6)
 
 
-def test_non_scalar_output_raises_type_error():
-    with pytest.raises(TypeError, match="scalar"):
+def test_non_scalar_output_raises_value_error():
+    with pytest.raises(ValueError, match="scalar"):
         F.fwd_grad(lambda x: x * 2)(jnp.ones(3))
 
 

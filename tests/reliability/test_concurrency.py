@@ -167,7 +167,7 @@ def test_state_finders_never_see_other_threads_states() -> None:
         barrier.wait()
         for i in range(60):
             found = finder(jnp.ones(2))
-            if found != {"read": [p, s], "write": [s]}:
+            if found != {"read": [p], "write": [s]}:  # s is written before it is read
                 mistakes.append(f"thread {k} call {i}: {found}")
             # Other threads' transforms trace (new signatures) and run while finders record.
             grads[(k + 1) % N_THREADS](SHAPES[i % 3])

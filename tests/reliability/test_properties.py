@@ -5,8 +5,9 @@ float32/complex64 arrays of random shapes, float64 under ``jax.enable_x64``), po
 arguments of the same kind, a random smooth function from a small grammar (a sum of
 ``sin``/``cos``/``tanh``/square/``exp`` of scaled leaves, plus products of such sums), random
 state writes (some read again after the write), a random ``grad_states`` subset and structure
-(one State, a list, a tuple or a dict), random ``argnums`` (int, tuple, negative indices), and
-random ``has_aux`` / ``return_value``.
+(one State, a list, a tuple or a dict), random ``argnums`` (int, tuple, negative indices for
+functional and raw JAX, their non-negative form for the facade, as brainstate refuses
+negatives), and random ``has_aux`` / ``return_value``.
 
 The same function is written once against a get/set interface, so it runs both as the stateful
 function the facade sees and as the pure function given to ``functional`` and to raw JAX (where
@@ -210,6 +211,13 @@ class Problem:
         raw = (self.argnums,) if isinstance(self.argnums, int) else self.argnums
         return tuple(a % len(self.args) for a in raw)
 
+    def facade_argnums(self) -> int | tuple[int, ...] | None:
+        """``argnums`` as the facade takes it: brainstate refuses negative positions."""
+        if self.argnums is None:
+            return None
+        resolved = self.resolved_argnums()
+        return resolved[0] if isinstance(self.argnums, int) else resolved
+
     def pure_argnums(self) -> tuple[int, ...]:
         """Positions differentiated in ``pure(gvals, *args)``."""
         head = (0,) if self.grad_idx else ()
@@ -369,7 +377,7 @@ def run_grad_like(name: str, p: Problem, rtol: float = 1e-4, atol: float = 1e-5)
     got = facade_t(
         p.stateful(states, vector),
         grad_states=p.grad_states(states),
-        argnums=p.argnums,
+        argnums=p.facade_argnums(),
         has_aux=p.has_aux,
         return_value=p.return_value,
     )(*args)
@@ -408,7 +416,7 @@ def run_vjp(p: Problem, rtol: float = 1e-4, atol: float = 1e-5) -> None:
         p.stateful(states, True),
         *args,
         grad_states=p.grad_states(states),
-        argnums=p.argnums,
+        argnums=p.facade_argnums(),
         has_aux=p.has_aux,
     )
     after_forward = [s.value for s in states]

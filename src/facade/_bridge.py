@@ -1,0 +1,430 @@
+"""The bridge: a stateful call as a pure function of explicit state values.
+
+This is the one place that knows how States become values. For a stateful ``fn`` and one call
+signature:
+
+1. **Discovery** (:class:`Discovery`): the states the call touches, in order of first use
+   (some given states first, e.g. the grad_states), which of them it reads (observes the value
+   they had on entry) and which it writes. A trace records these in its frame (``_state``).
+2. **The pure function** (:class:`Pure`): ``pure(state_values, *args, **kwargs) -> (out,
+   written_values)``, where ``state_values`` holds one value per discovered state and
+   ``written_values`` one per written state. Inside, a frame maps each state to its value, so
+   every read and write goes through it; nothing touches a State's own slot. Each trace of
+   ``pure`` also records what it really touched, so a discovery that was a guess is checked.
+
+A state-aware transform is then a small function of ``pure``: it maps it through one JAX
+transform (``jax.grad``, ``lax.scan``, ``jax.vmap``, ...). Called inside another facade trace,
+it reads the states' current values through ``State.value`` (:func:`read_values`), so the
+outer trace records them, and writes the results back through it (:func:`write_values`); its
+writes then land in the outer frame. Called eagerly, the same function is compiled once per
+call signature by ``_lowering.Lowering``.
+"""
+
+from __future__ import annotations
+
+import threading
+import weakref
+from collections.abc import Callable, Iterable, Sequence
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from . import _sites
+from ._state import ARRAY_TYPES, Frame, State, frame, peek, raw_nested_reads
+
+# Leaves a trace takes as inputs: arrays, numbers, and abstract values (for abstract discovery).
+_DYNAMIC_TYPES = (*ARRAY_TYPES, jax.ShapeDtypeStruct)
+
+
+def _by_identity(x: Any) -> bool:
+    """Whether ``x`` compares (and hashes) by identity: a model, a State, a function."""
+    cls = type(x)
+    return cls.__eq__ is object.__eq__ and cls.__hash__ is object.__hash__
+
+
+def _static_key(x: Any) -> Any:
+    """A hashable key for a static value.
+
+    It tells ``1``, ``1.0`` and ``True`` apart, keys lists and tuples by their contents, and
+    holds an object that compares by identity only weakly (``_sites.Ident``), so that a
+    signature never keeps a model passed as a static argument alive.
+    """
+    if isinstance(x, tuple | list):
+        return (type(x), tuple(_static_key(e) for e in x))
+    if isinstance(x, dict):
+        return (type(x), tuple((k, _static_key(v)) for k, v in x.items()))
+    if _by_identity(x):
+        return _sites.Ident(x)
+    return (type(x), x)
+
+
+class _Weakly:
+    """A static value that compares by identity, held weakly until the trace needs it."""
+
+    __slots__ = ("ref",)
+
+    def __init__(self, x: Any):
+        self.ref = _sites.Ident(x).ref
+
+    def get(self) -> Any:
+        x = self.ref()
+        if x is None:
+            raise DeadState
+        return x
+
+
+def _hold(x: Any) -> Any:
+    return _Weakly(x) if _by_identity(x) else x
+
+
+def _unhold(x: Any) -> Any:
+    return x.get() if isinstance(x, _Weakly) else x
+
+
+class Signature:
+    """The parts of a call that a trace depends on beyond array shapes and dtypes.
+
+    ``static_args``/``static_kwargs``: the arguments marked static (whole); ``static_leaves``:
+    the leaves JAX cannot trace (strings, functions, objects), by position among the other
+    arguments' leaves. The key tells equal static values of different types apart.
+    """
+
+    __slots__ = ("treedef", "static_args", "static_kwargs", "static_leaves", "key", "num_args")
+    treedef: Any
+
+    def __init__(
+        self,
+        args: tuple[Any, ...],
+        kwargs: dict[str, Any],
+        static_argnums: frozenset[int] = frozenset(),
+        static_argnames: frozenset[str] = frozenset(),
+    ):
+        self.num_args = len(args)
+        static_args = tuple((i, args[i]) for i in sorted(static_argnums) if i < len(args))
+        static_kwargs = tuple(sorted((k, kwargs[k]) for k in static_argnames if k in kwargs))
+        if static_args:
+            args = tuple(None if i in static_argnums else a for i, a in enumerate(args))
+        if static_kwargs:
+            kwargs = {k: None if k in static_argnames else v for k, v in kwargs.items()}
+        leaves, self.treedef = jax.tree.flatten((args, kwargs))
+        static_leaves = tuple(
+            (n, x) for n, x in enumerate(leaves) if not isinstance(x, _DYNAMIC_TYPES)
+        )
+        try:
+            self.key: Any = (
+                self.treedef,
+                _static_key(static_args),
+                _static_key(static_kwargs),
+                _static_key(static_leaves),
+            )
+            hash(self.key)
+        except TypeError:  # an unhashable static value: this call is lowered afresh
+            self.key = None
+        self.static_args = tuple((i, _hold(x)) for i, x in static_args)
+        self.static_kwargs = tuple((k, _hold(x)) for k, x in static_kwargs)
+        self.static_leaves = tuple((n, _hold(x)) for n, x in static_leaves)
+
+    @property
+    def has_statics(self) -> bool:
+        return bool(self.static_args or self.static_kwargs or self.static_leaves)
+
+    def split(
+        self, args: tuple[Any, ...], kwargs: dict[str, Any]
+    ) -> tuple[tuple[Any, ...], dict[str, Any]]:
+        """The dynamic parts of ``(args, kwargs)``: static leaves and arguments become None."""
+        if not self.has_statics:
+            return args, kwargs
+        if self.static_args:
+            marked = {i for i, _ in self.static_args}
+            args = tuple(None if i in marked else a for i, a in enumerate(args))
+        if self.static_kwargs:
+            names = {k for k, _ in self.static_kwargs}
+            kwargs = {k: None if k in names else v for k, v in kwargs.items()}
+        if not self.static_leaves:
+            return args, kwargs
+        leaves = jax.tree.leaves((args, kwargs))
+        static = {n for n, _ in self.static_leaves}
+        return jax.tree.unflatten(
+            self.treedef, [None if n in static else x for n, x in enumerate(leaves)]
+        )
+
+    def rebuild(
+        self, args_dyn: tuple[Any, ...], kw_dyn: dict[str, Any]
+    ) -> tuple[tuple[Any, ...], dict[str, Any]]:
+        """Inverse of :meth:`split`, at trace time."""
+        if not self.has_statics:
+            return tuple(args_dyn), kw_dyn
+        leaves = self.treedef.flatten_up_to((tuple(args_dyn), kw_dyn))
+        for n, x in self.static_leaves:
+            leaves[n] = _unhold(x)
+        args, kwargs = jax.tree.unflatten(self.treedef, leaves)
+        if self.static_args:
+            marked = {i: _unhold(x) for i, x in self.static_args}
+            args = tuple(marked.get(i, a) for i, a in enumerate(args))
+        if self.static_kwargs:
+            kwargs = {**kwargs, **{k: _unhold(x) for k, x in self.static_kwargs}}
+        return args, kwargs
+
+
+class Discovery:
+    """What one call touches: its states in a fixed order, which it reads, which it writes.
+
+    ``states``: every state read or written (given ``first`` states first, then by first use);
+    ``writes``: the written ones, in order of first write; ``reads``: those whose value on entry
+    the call observes. States the call creates are local to it and appear nowhere.
+    """
+
+    __slots__ = ("states", "writes", "reads")
+
+    def __init__(
+        self, states: Iterable[State], writes: Iterable[State], reads: Iterable[State] = ()
+    ):
+        self.states = tuple(states)
+        self.writes = tuple(writes)
+        self.reads = frozenset(reads)
+
+    @classmethod
+    def of(cls, f: Frame, first: Sequence[State] = ()) -> Discovery:
+        """The discovery a finished trace recorded in its frame ``f``."""
+        created = f.created
+        given = set(first)
+        rest = [s for s in f.touched if s not in given and s not in created]
+        return cls(
+            (*first, *rest),
+            [s for s in f.writes if s not in created],
+            [s for s in f.reads if s not in created],
+        )
+
+    def with_writes(self, states: Sequence[State]) -> Discovery:
+        """This discovery with ``states`` (already among its states) written as well."""
+        if not states:
+            return self
+        return Discovery(self.states, dict.fromkeys((*self.writes, *states)), self.reads)
+
+    @classmethod
+    def union(cls, parts: Sequence[Discovery]) -> Discovery:
+        """The states any of ``parts`` touches, in order of first appearance."""
+        states = dict.fromkeys(s for d in parts for s in d.states)
+        writes = dict.fromkeys(s for d in parts for s in d.writes)
+        return cls(states, writes, {s for d in parts for s in d.reads})
+
+    def covers(self, other: Discovery) -> bool:
+        """Whether a program built on this discovery is right for a trace that found ``other``."""
+        return set(other.states) <= set(self.states) and set(other.writes) <= set(self.writes)
+
+    def __repr__(self) -> str:
+        names = [s.name or type(s).__name__ for s in self.states]
+        return f"Discovery(states={names}, writes={len(self.writes)}, reads={len(self.reads)})"
+
+
+class DeadState(Exception):
+    """A state of a cached entry was collected: the entry must be lowered again."""
+
+
+class WeakDiscovery:
+    """A discovery that holds its states weakly (for programs kept in caches)."""
+
+    __slots__ = ("_states", "_writes")
+
+    def __init__(self, d: Discovery):
+        self._states = tuple(weakref.ref(s) for s in d.states)
+        self._writes = tuple(weakref.ref(s) for s in d.writes)
+
+    @property
+    def states(self) -> tuple[State, ...]:
+        return alive(self._states)
+
+    @property
+    def writes(self) -> tuple[State, ...]:
+        return alive(self._writes)
+
+
+def alive(refs: Sequence[Callable[[], Any]]) -> tuple[Any, ...]:
+    states = tuple(r() for r in refs)
+    if any(s is None for s in states):
+        raise DeadState
+    return states
+
+
+def fresh_jax_traces() -> None:
+    """Make JAX trace raw control-flow bodies again if one was seen reading a State.
+
+    ``jax.lax.scan`` and friends cache a traced body by function identity, together with the
+    values it closed over. A body that reads a State closes over the value the State had in
+    that trace (a tracer of it); reused by a later trace, it would read a dead tracer, or the
+    read would go unrecorded. So once such a read has been seen, each new facade trace starts
+    with that cache empty. It costs tracing time only, and only for code that does this.
+    """
+    if raw_nested_reads[0]:
+        from jax._src.interpreters import partial_eval
+
+        partial_eval.trace_to_jaxpr.cache_clear()
+
+
+class Pure:
+    """``fn`` as ``pure(state_values, *args, **kwargs) -> (out, written_values)``.
+
+    Args:
+        fn: the stateful function (called with the rebuilt arguments).
+        discovery: the states the values stand for, and which are written.
+        sig: when given, ``args``/``kwargs`` are its dynamic parts and are rebuilt first.
+        first: returns the states a trace's own discovery puts first (see :class:`Discovery`);
+            a function, so that a cached program need not hold them.
+
+    Every trace leaves its own discovery in ``traced``, keyed by the tracing thread (so two
+    threads tracing new shapes at once never read each other's), for the caller to check.
+    """
+
+    __slots__ = ("fn", "discovery", "sig", "first", "traced")
+
+    def __init__(
+        self,
+        fn: Callable[..., Any],
+        discovery: Discovery | WeakDiscovery,
+        sig: Signature | None = None,
+        first: Callable[[], Sequence[State]] = tuple,
+    ):
+        self.fn, self.discovery, self.sig, self.first = fn, discovery, sig, first
+        self.traced: dict[int, Discovery] = {}
+
+    def __call__(self, state_values: Sequence[Any], *args: Any, **kwargs: Any) -> Any:
+        fresh_jax_traces()
+        if self.sig is not None:
+            args, kwargs = self.sig.rebuild(args, kwargs)
+        d = self.discovery
+        with frame(dict(zip(d.states, state_values, strict=True))) as f:
+            try:
+                out = self.fn(*args, **kwargs)
+                written = [f.values[s] for s in d.writes]
+            finally:
+                found = Discovery.of(f, self.first())
+                f.values = {}  # the trace's values must not outlive it
+        self.traced[threading.get_ident()] = found
+        return out, written
+
+    def take_trace(self) -> Discovery | None:
+        """The discovery of this thread's last trace of ``pure`` since the last call, if any."""
+        if not self.traced:
+            return None
+        return self.traced.pop(threading.get_ident(), None)
+
+
+def discover(
+    fn: Callable[..., Any],
+    args: tuple[Any, ...],
+    kwargs: dict[str, Any],
+    first: Sequence[State] = (),
+    static_argnums: frozenset[int] = frozenset(),
+) -> tuple[Discovery, Any]:
+    """Trace ``fn(*args, **kwargs)`` abstractly (no FLOPs); return its discovery and output.
+
+    The output comes back as ``jax.ShapeDtypeStruct`` leaves (its non-array leaves as None).
+    Arguments may be arrays or ``jax.ShapeDtypeStruct``s. Nothing is written to any State;
+    reads of states the call does not write fall back to their values in the enclosing context.
+    """
+    sig = Signature(args, kwargs, static_argnums)
+    args_dyn, kw_dyn = sig.split(args, kwargs)
+    found: list[Discovery] = []
+
+    def probe(a: tuple[Any, ...], kw: dict[str, Any]) -> Any:
+        fresh_jax_traces()
+        real_args, real_kwargs = sig.rebuild(a, kw)
+        with frame() as f:
+            try:
+                out = fn(*real_args, **real_kwargs)
+            finally:
+                found.append(Discovery.of(f, first))
+                f.values = {}
+        return _arrays_only(out)
+
+    out_shapes = jax.eval_shape(probe, args_dyn, kw_dyn)
+    return found[0], out_shapes
+
+
+def _arrays_only(tree: Any) -> Any:
+    """``tree`` with its non-array leaves (which ``eval_shape`` cannot return) as None."""
+    return jax.tree.map(lambda x: x if isinstance(x, ARRAY_TYPES) else None, tree)
+
+
+def read_values(d: Discovery) -> list[Any]:
+    """The current values of ``d.states`` inside an outer trace, recording the reads there.
+
+    A state the call only writes is looked at without recording a read: its entry value does
+    not matter to the call.
+    """
+    reads = d.reads
+    return [s.value if s in reads else peek(s) for s in d.states]
+
+
+def read_all(states: Sequence[State]) -> list[Any]:
+    """The current values of ``states``, each recorded as read in the enclosing frames."""
+    return [s.value for s in states]
+
+
+def write_values(states: Sequence[State], values: Sequence[Any]) -> None:
+    """Write ``values`` to ``states`` in the current context (an outer frame, or for real)."""
+    for s, v in zip(states, values, strict=True):
+        s.value = v
+
+
+class Carry:
+    """The states of a discovery split for a loop or a branch: carried ones and fixed ones.
+
+    The carried states are the written ones: a loop passes their values from one iteration to
+    the next, branches return them. The fixed ones are only read: inputs closed over.
+    """
+
+    __slots__ = ("discovery", "fixed", "carried", "_where")
+
+    def __init__(self, d: Discovery):
+        self.discovery = d
+        written = set(d.writes)
+        self.carried = d.writes
+        self.fixed = tuple(s for s in d.states if s not in written)
+        index = {s: i for i, s in enumerate(self.fixed)}
+        windex = {s: i for i, s in enumerate(self.carried)}
+        self._where = [(s in written, windex[s] if s in written else index[s]) for s in d.states]
+
+    def merge(self, fixed: Sequence[Any], carried: Sequence[Any]) -> list[Any]:
+        """Values in the discovery's order, from the fixed and the carried ones."""
+        return [carried[i] if w else fixed[i] for w, i in self._where]
+
+    def read(self) -> tuple[list[Any], list[Any]]:
+        """The current values of the fixed and the carried states, recorded as reads."""
+        return read_all(self.fixed), read_all(self.carried)
+
+
+def _aval(x: Any) -> tuple[Any, Any]:
+    return np.shape(x), np.dtype(jnp.result_type(x))
+
+
+def same_avals(old: Any, new: Any) -> bool:
+    """Whether two pytrees have the same structure and leaf shapes and dtypes."""
+    return jax.tree.structure(old) == jax.tree.structure(new) and all(
+        _aval(a) == _aval(b)
+        for a, b in zip(jax.tree.leaves(old), jax.tree.leaves(new), strict=True)
+    )
+
+
+def check_carried(
+    states: Sequence[State], before: Sequence[Any], after: Sequence[Any], where: str
+) -> None:
+    """Raise TypeError naming the State whose written value changed structure, shape or dtype."""
+    for s, old, new in zip(states, before, after, strict=True):
+        if not same_avals(old, new):
+            raise TypeError(
+                f"{where}: {s._describe()} is written with {describe_avals(new)} but held "
+                f"{describe_avals(old)} on entry; {where} carries each State with a fixed "
+                "structure, shape and dtype"
+            )
+
+
+def describe_avals(tree: Any) -> str:
+    """``float32[3]``-style text for the leaves of ``tree``, for error messages."""
+    return str(jax.tree.map(lambda x: f"{np.dtype(jnp.result_type(x))}{list(np.shape(x))}", tree))
+
+
+def state_names(states: Iterable[State]) -> str:
+    return ", ".join(s._describe() for s in states)
