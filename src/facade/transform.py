@@ -1,5 +1,6 @@
-"""State-aware transforms (``brainstate.transform``): autodiff, StateFinder and jit."""
+"""State-aware transforms (``brainstate.transform``): autodiff, jit, loops, branches, and more."""
 
+from ._abstract import eval_shape
 from ._autodiff import (
     GradientTransform,
     fwd_grad,
@@ -12,21 +13,45 @@ from ._autodiff import (
     vector_grad,
     vjp,
 )
+from ._branches import cond, ifelse, switch
 from ._finder import StateFinder
 from ._jit import JittedFunction, jit
+from ._loops import (
+    bounded_while_loop,
+    checkpointed_for_loop,
+    checkpointed_scan,
+    for_loop,
+    scan,
+    while_loop,
+)
+from ._progress import ProgressBar
+from ._remat import checkpoint, remat
 
 __all__ = [
     "GradientTransform",
     "JittedFunction",
+    "ProgressBar",
     "StateFinder",
+    "bounded_while_loop",
+    "checkpoint",
+    "checkpointed_for_loop",
+    "checkpointed_scan",
+    "cond",
+    "eval_shape",
+    "for_loop",
     "fwd_grad",
     "grad",
     "hessian",
+    "ifelse",
     "jacfwd",
     "jacobian",
     "jacrev",
     "jit",
     "jvp",
+    "remat",
+    "scan",
+    "switch",
     "vector_grad",
     "vjp",
+    "while_loop",
 ]
