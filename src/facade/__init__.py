@@ -5,7 +5,7 @@ them, and each call lowers to one compiled JAX program through the ``functional`
 """
 
 from . import _filters as filter
-from . import environ, graph, nn, random, transform
+from . import environ, graph, nn, optim, random, transform
 from ._state import HiddenState, LongTermState, ParamState, ShortTermState, State
 
 __all__ = [
@@ -18,6 +18,7 @@ __all__ = [
     "filter",
     "graph",
     "nn",
+    "optim",
     "random",
     "transform",
 ]
