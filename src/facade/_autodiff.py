@@ -23,9 +23,11 @@ from . import _sites
 from ._bridge import Discovery, Pure
 from ._grad_states import flatten_grad_states, unread_error
 from ._lowering import PLAIN_TYPES, Lowering
-from ._state import State, active_frames, frame, peek
+from ._state import ARRAY_TYPES, State, active_frames, frame, peek
 
-Argnums = int | Sequence[int]
+# An int or a sequence of ints. Annotated loosely on purpose: ``engine.check_argnums`` checks it
+# and raises ArgnumsError (a TypeError and a ValueError: brainstate code expects ValueError).
+Argnums = Any
 GradStates = State | Sequence[State] | dict[Any, State] | None
 
 
@@ -112,6 +114,50 @@ def _report_non_finite(name: str, grads: Any) -> None:
             raise FloatingPointError(f"debug_nan: the gradients of {name!r} hold NaN or Inf")
 
 
+def _split_aux(out: Any, has_aux: bool, name: str) -> tuple[Any, Any]:
+    """``engine.split_aux``, then a check that the aux can leave a compiled program."""
+    value, aux = engine.split_aux(out, has_aux, name)
+    for leaf in jax.tree.leaves(aux):
+        if not isinstance(leaf, ARRAY_TYPES):
+            raise TypeError(
+                f"has_aux=True: the auxiliary output of {name!r} must be a pytree of arrays "
+                f"(it leaves a compiled program); it holds a {type(leaf).__name__}: {leaf!r}"
+            )
+    return value, aux
+
+
+def _check_grad_dtypes(
+    states: Sequence[State], values: Sequence[Any], params: dict[str, Any]
+) -> None:
+    """Refuse, naming the State, grad_states JAX's own transforms cannot differentiate."""
+    for s, v in zip(states, values, strict=True):
+        for leaf in jax.tree.leaves(v):
+            dtype = jnp.result_type(leaf)
+            if params.get("holomorphic") and not jnp.issubdtype(dtype, jnp.complexfloating):
+                raise TypeError(
+                    f"holomorphic=True needs complex grad_states, but {s._describe()} holds {dtype}"
+                )
+            if not jnp.issubdtype(dtype, jnp.inexact) and not params.get("allow_int"):
+                raise TypeError(
+                    f"grad_states holds {s._describe()} of dtype {dtype}; differentiating it "
+                    "needs an inexact (floating or complex) dtype: pass allow_int=True (grad, "
+                    "jacrev; its gradient is then float0) or leave it out of grad_states"
+                )
+
+
+def _jax_style_builtin(transform: Any) -> bool:
+    """JAX's transforms and this package's own, whose dtype rules are known."""
+    known = (
+        jax.grad,
+        jax.jacrev,
+        jax.jacfwd,
+        jax.hessian,
+        engine.vector_grad_transform,
+        engine.fwd_grad_transform,
+    )
+    return any(transform is t for t in known)
+
+
 def _lower_autodiff(
     transform: Callable[..., Any],
     params: dict[str, Any],
@@ -129,9 +175,12 @@ def _lower_autodiff(
     """
     n = 0 if treedef is None else treedef.num_leaves
     draws_key = isinstance(params.get("key"), DrawKey)
+    checks_dtypes = _jax_style_builtin(transform)
 
     def lower(pure: Pure) -> Callable[..., Any]:
         def program(values: Sequence[Any], *args: Any, **kwargs: Any) -> Any:
+            if checks_dtypes and n:
+                _check_grad_dtypes(pure.discovery.states[:n], values[:n], params)
             options = params
             if draws_key:
                 key, values = _draw_key(values, n)
@@ -140,12 +189,12 @@ def _lower_autodiff(
 
             def with_states(grad_values: Any, *a: Any, **kw: Any) -> Any:
                 out, written = pure([*treedef.flatten_up_to(grad_values), *others], *a, **kw)
-                value, aux = engine.split_aux(out, has_aux, name)
+                value, aux = _split_aux(out, has_aux, name)
                 return value, (aux, written)
 
             def without_states(*a: Any, **kw: Any) -> Any:
                 out, written = pure(others, *a, **kw)
-                value, aux = engine.split_aux(out, has_aux, name)
+                value, aux = _split_aux(out, has_aux, name)
                 return value, (aux, written)
 
             leading = treedef is not None
@@ -210,6 +259,8 @@ class GradientTransform:
         >>> g(jnp.array([3.0, 4.0]))
         Array([3., 4.], dtype=float32)
     """
+
+    graph_opaque = True  # not walked into by facade.graph: no fake state paths
 
     def __init__(
         self,
@@ -684,12 +735,12 @@ def _lower_vjp(
 
             def with_states(grad_values: Any, *a: Any) -> Any:
                 out, written = pure([*treedef.flatten_up_to(grad_values), *others], *a)
-                value, aux = engine.split_aux(out, has_aux, name)
+                value, aux = _split_aux(out, has_aux, name)
                 return value, (aux, written)
 
             def without_states(*a: Any) -> Any:
                 out, written = pure(others, *a)
-                value, aux = engine.split_aux(out, has_aux, name)
+                value, aux = _split_aux(out, has_aux, name)
                 return value, (aux, written)
 
             with _while_loop_hint(name):
@@ -765,6 +816,11 @@ def vjp(
     out, pullback, aux = lowering(fun, primals, {})
 
     def vjp_fn(cotangent: Any) -> Any:
+        # A Python scalar takes the output's dtype here: inside the jitted pullback it would be
+        # a weakly typed int32 or float32 array, refused for another output dtype.
+        if isinstance(cotangent, int | float | complex) and not isinstance(cotangent, bool):
+            if isinstance(out, jax.Array):
+                cotangent = jnp.asarray(cotangent, out.dtype)
         with _while_loop_hint(name):
             return _apply_pullback(pullback, cotangent)
 
@@ -781,7 +837,7 @@ def _lower_jvp(
 
             def f(grad_values: Any, *p: Any) -> Any:
                 out, written = pure([*grad_values, *others], *p, *tangents)
-                value, aux = engine.split_aux(out, has_aux, name)
+                value, aux = _split_aux(out, has_aux, name)
                 return value, (aux, written)
 
             out, tangent_out, (aux, written) = F.jvp(

@@ -30,7 +30,11 @@ def _as_tuple(x: Any, name: str, kind: type) -> tuple[Any, ...]:
 def _static_names_and_nums(
     fn: Callable[..., Any], nums: tuple[int, ...], names: tuple[str, ...]
 ) -> tuple[tuple[int, ...], tuple[str, ...]]:
-    """Complete ``static_argnums`` from ``static_argnames`` and back, as ``jax.jit`` does."""
+    """Complete ``static_argnums`` from ``static_argnames`` and back, as ``jax.jit`` does.
+
+    A negative position counts from the end of the positional parameters (from the end of
+    each call's arguments when ``fn`` takes ``*args`` or has no inspectable signature).
+    """
     try:
         params = list(inspect.signature(fn).parameters.values())
     except (TypeError, ValueError):
@@ -40,6 +44,8 @@ def _static_names_and_nums(
         for p in params
         if p.kind in (inspect.Parameter.POSITIONAL_ONLY, inspect.Parameter.POSITIONAL_OR_KEYWORD)
     ]
+    if not any(p.kind is inspect.Parameter.VAR_POSITIONAL for p in params):
+        nums = tuple(i + len(positional) if i < 0 else i for i in nums)
     nums = tuple(sorted({*nums, *(positional.index(n) for n in names if n in positional)}))
     names = tuple(
         dict.fromkeys([*names, *(positional[i] for i in nums if 0 <= i < len(positional))])
@@ -53,6 +59,8 @@ class JittedFunction:
     It also offers ``lower``, ``eval_shape`` and ``clear_cache`` as ``jax.jit`` does, and used as
     a method decorator it binds to each instance (each with its own programs).
     """
+
+    graph_opaque = True  # not walked into by facade.graph: no fake state paths
 
     def __init__(
         self,

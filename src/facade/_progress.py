@@ -70,6 +70,8 @@ class ProgressBar:
         (100,)
     """
 
+    graph_opaque = True  # not walked into by facade.graph: no fake state paths
+
     def __init__(
         self,
         freq: int | None = None,

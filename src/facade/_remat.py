@@ -49,6 +49,8 @@ def _checkpoint_traced(
 class _Checkpointed:
     """``fun`` under :func:`checkpoint`; callable like ``fun``."""
 
+    graph_opaque = True  # not walked into by facade.graph: no fake state paths
+
     def __init__(
         self,
         fun: Callable[..., Any],

@@ -1,8 +1,11 @@
 """Find the states in an object graph: ``states`` (flat, path-keyed) and ``treefy_states`` (nested).
 
 The walker goes through object attributes (``vars(obj)``, minus the names in the class attribute
-``graph_invisible_attrs``), lists, tuples and dicts, to any depth. A path is the tuple of
-attribute names, list/tuple indices and dict keys from the root, e.g. ``('layers', 0, 'weight')``.
+``graph_invisible_attrs``), lists, tuples and dicts, to any depth. Objects whose class sets
+``graph_opaque = True`` (the facade's transforms: a ``grad`` or ``jit`` stored on a model holds
+its grad_states and caches) are not walked into, so a model's paths are only its own. A path is
+the tuple of attribute names, list/tuple indices and dict keys from the root, e.g.
+``('layers', 0, 'weight')``.
 Children are visited in sorted order (attribute names and dict keys sorted, sequences by index)
 and every object is visited once, so cycles are fine and a state reachable by several paths is
 reported once, at the first of them in sorted order. A State is a leaf: the walk never looks
@@ -265,7 +268,7 @@ def _children(obj: typing.Any) -> list[tuple[typing.Any, typing.Any]] | None:
         return sorted(obj.items(), key=lambda kv: _key_order(kv[0]))
     if isinstance(obj, list | tuple):
         return list(enumerate(obj))
-    if isinstance(obj, _NOT_WALKED):
+    if isinstance(obj, _NOT_WALKED) or getattr(type(obj), "graph_opaque", False):
         return None
     attrs = getattr(obj, "__dict__", None)
     if not isinstance(attrs, dict) or not attrs:

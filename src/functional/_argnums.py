@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
 Argnums = int | Sequence[int]
 
@@ -15,7 +16,7 @@ class ArgnumsError(TypeError, ValueError):
     """
 
 
-def check_argnums(argnums: Argnums, name: str = "argnums", *, allow_negative: bool = True) -> None:
+def check_argnums(argnums: Any, name: str = "argnums", *, allow_negative: bool = True) -> None:
     """Reject an ``argnums`` that is wrong whatever the call: bad type, empty, or repeated.
 
     Range and repeats that only show once negatives are resolved are checked at call time by

@@ -405,15 +405,12 @@ def _cases() -> list[Case]:
             lambda W: T.grad(lambda: jnp.sum(W.icount.value * 1.0), grad_states=W.icount)(),
             TypeError,
             r"(?=.*allow_int).*@icount",
-            xfail="an integer grad_state without allow_int raises JAX's message ('got int32'), "
-            "which names neither the State nor where it was created",
         ),
         L(
             "T.jacrev of an int State",
             lambda W: T.jacrev(lambda: W.icount.value * 1.0, grad_states=[W.icount])(),
             TypeError,
             r"(?=.*allow_int).*@icount",
-            xfail="an integer grad_state without allow_int is not named (jacrev)",
         ),
         # --- holomorphic=True with real inputs -------------------------------------------------
         L(
@@ -439,8 +436,6 @@ def _cases() -> list[Case]:
             lambda W: T.grad(W.loss, grad_states=W.w, holomorphic=True)(X),
             TypeError,
             r"(?=.*holomorphic=True).*@w",
-            xfail="holomorphic=True with a real grad_state raises JAX's message, which names "
-            "neither the State nor where it was created",
         ),
         # --- vjp pullback called with a bad cotangent ------------------------------------------
         L(
