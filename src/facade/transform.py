@@ -24,10 +24,13 @@ from ._loops import (
     scan,
     while_loop,
 )
+from ._mapping import BatchAxisError, map, unvmap, vmap, vmap2, vmap_new_states
 from ._progress import ProgressBar
 from ._remat import checkpoint, remat
+from ._sharding import shard_map
 
 __all__ = [
+    "BatchAxisError",
     "GradientTransform",
     "JittedFunction",
     "ProgressBar",
@@ -48,10 +51,16 @@ __all__ = [
     "jacrev",
     "jit",
     "jvp",
+    "map",
     "remat",
     "scan",
+    "shard_map",
     "switch",
+    "unvmap",
     "vector_grad",
     "vjp",
+    "vmap",
+    "vmap2",
+    "vmap_new_states",
     "while_loop",
 ]

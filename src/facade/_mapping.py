@@ -1,0 +1,968 @@
+"""State-aware batching: ``vmap``, ``vmap2``, ``vmap_new_states``, ``map`` and ``unvmap``.
+
+A vmapped call runs in three steps (``_vmap_traced``):
+
+1. **Batch size.** The mapped arguments and the declared ``in_states`` give the size of the
+   mapped axis; sizes that disagree are reported with the argument or State each came from.
+2. **Probe.** The function is traced abstractly under ``jax.vmap`` (``jax.eval_shape``: no
+   FLOPs). Its frame hands out each State's per-lane value the first time the State is looked
+   up (``_LaneValues``): a slice of a batched state, one key per lane for a random state; any
+   other State is read from the enclosing context, unbatched. The probe records the States the
+   function touches and which of its writes hold batched values.
+3. **Map.** The bridge's ``pure`` goes through one ``jax.vmap``: batched states enter at their
+   axis, random states as one key per lane, the rest unbatched; written states leave at their
+   declared axis, or unbatched. Only then is anything written, in the enclosing context (an
+   outer facade trace, or for real), so a failure anywhere leaves every State as it was.
+
+Random states: a ``RandomState`` the function touches (and that is not itself declared batched)
+with key ``k`` gives lane ``i`` the key ``lanes[i]`` of ``new, *lanes = split(k, B + 1)``, and
+holds ``new`` after the call. The lanes therefore draw what a Python loop would draw after
+``state.set_key(lanes[i])``, and two calls draw differently.
+
+Called eagerly, ``vmap`` and ``vmap2`` compile one program per call signature (``_eager.call``);
+``vmap_new_states`` traces on every call, because every call must create new States.
+"""
+
+from __future__ import annotations
+
+import functools
+import warnings
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from jax._src.interpreters.batching import BatchTrace
+from jax.extend.core import Primitive
+from jax.interpreters import batching, mlir
+
+from . import _eager, _sites
+from ._bridge import (
+    Discovery,
+    Pure,
+    Signature,
+    discover,
+    fresh_jax_traces,
+    read_values,
+    write_values,
+)
+from ._filters import to_predicate
+from ._loops import _for_loop_traced, leading_length
+from ._state import Frame, State, active_frames, current_trace, frame
+from .random import RandomState
+
+_NOT = object()  # "not declared": distinct from an axis of None ("declared unbatched")
+_OUTER = object()  # a probe frame's answer for a State it leaves to the enclosing context
+
+
+class BatchAxisError(ValueError):
+    """A State's batch axis is inconsistent: written batched where nothing declares its axis,
+    declared with two different axes, or declared batched with a value that has no such axis.
+
+    Example:
+        >>> import jax.numpy as jnp, facade
+        >>> total = facade.State(jnp.zeros(()), name="total")
+        >>> def add(x):
+        ...     total.value = total.value + x
+        >>> try:
+        ...     facade.transform.vmap(add)(jnp.arange(3.0))
+        ... except facade.transform.BatchAxisError as e:
+        ...     print("out_states" in str(e), float(total.value))
+        True 0.0
+    """
+
+
+# --- declarations: in_states / out_states and filters --------------------------------------
+
+
+def _states_of(group: Any, name: str, where: str) -> list[State]:
+    if isinstance(group, State):
+        return [group]
+    if isinstance(group, dict):
+        group = list(group.values())
+    if not isinstance(group, list | tuple | set | frozenset):
+        raise TypeError(
+            f"{where}: {name} must be a State, a list, tuple or dict of States, or a dict from "
+            f"axes to those; got {type(group).__name__}: {group!r}"
+        )
+    return [s for g in group for s in _states_of(g, name, where)]
+
+
+def _is_axis(key: Any) -> bool:
+    return key is None or (isinstance(key, int) and not isinstance(key, bool))
+
+
+def declared_states(spec: Any, name: str, where: str) -> dict[State, int | None]:
+    """``in_states``/``out_states`` as ``{state: axis}``: a dict keyed by axes maps each axis to
+    States; anything else (a State, a list, a dict of States such as ``model.states()``) means
+    axis 0. A State given twice with different axes raises :class:`BatchAxisError`."""
+    if spec is None:
+        return {}
+    if isinstance(spec, dict) and spec and all(_is_axis(k) for k in spec):
+        pairs = [(a, s) for a, g in spec.items() for s in _states_of(g, f"{name}[{a}]", where)]
+    else:
+        pairs = [(0, s) for s in _states_of(spec, name, where)]
+    axes: dict[State, int | None] = {}
+    for axis, s in pairs:
+        if s in axes and axes[s] != axis:
+            raise BatchAxisError(
+                f"{where}: {s._describe()} is declared in {name} twice, with axes {axes[s]} and "
+                f"{axis}; give each State one axis"
+            )
+        axes[s] = axis
+    return axes
+
+
+def _filter_axes(spec: Any, name: str, where: str) -> list[tuple[int | None, Any]]:
+    """``state_in_axes``/``state_out_axes`` of vmap2 as ``[(axis, predicate)]``."""
+    if spec is None:
+        return []
+    if not (isinstance(spec, dict) and all(_is_axis(k) for k in spec)):
+        spec = {0: spec}
+    out = []
+    for axis, flt in spec.items():
+        try:
+            out.append((axis, _predicate(flt)))
+        except TypeError as e:
+            raise TypeError(f"{where}: {name}[{axis}]: {e}") from None
+    return out
+
+
+def _predicate(flt: Any) -> Any:
+    """A filter, or a State or collection of States matched by identity, as a predicate."""
+    if isinstance(flt, State) or (
+        isinstance(flt, list | tuple | set) and flt and all(isinstance(s, State) for s in flt)
+    ):
+        chosen = frozenset([flt] if isinstance(flt, State) else flt)
+        return lambda path, state: state in chosen
+    return to_predicate(flt)
+
+
+class _Spec:
+    """A vmapped function and all its options; the per-state rules are its methods."""
+
+    def __init__(
+        self,
+        fn: Callable[..., Any],
+        where: str,
+        in_axes: Any,
+        out_axes: Any,
+        axis_name: Any,
+        axis_size: int | None,
+        spmd_axis_name: Any,
+        state_in: dict[State, int | None],
+        state_out: dict[State, int | None],
+        in_filters: Sequence[tuple[int | None, Any]] = (),
+        out_filters: Sequence[tuple[int | None, Any]] = (),
+        policy: str = "raise",
+        filter_keys: Any = None,
+        new_states: bool = False,
+        exclude: Any = None,
+        state_tag: str | None = None,
+    ):
+        if not callable(fn):
+            raise TypeError(f"{where}: the function must be callable, got {type(fn).__name__}")
+        _check_axis_size(axis_size, where)
+        for s, a in state_in.items():
+            if s in state_out and state_out[s] != a:
+                raise BatchAxisError(
+                    f"{where}: {s._describe()} has axis {a} in in_states but {state_out[s]} in "
+                    "out_states; a batched State keeps its axis"
+                )
+        self.fn, self.where = fn, where
+        self.in_axes = tuple(in_axes) if isinstance(in_axes, list) else in_axes
+        self.out_axes, self.axis_name, self.axis_size = out_axes, axis_name, axis_size
+        self.spmd_axis_name = spmd_axis_name
+        self.state_in, self.state_out = state_in, state_out
+        self.in_filters, self.out_filters = tuple(in_filters), tuple(out_filters)
+        self.policy, self.new_states, self.state_tag = policy, new_states, state_tag
+        self.exclude = None if exclude is None else to_predicate(exclude)
+        self.key = (
+            where,
+            _sites.value_key(_hashable(self.in_axes)),
+            _sites.value_key(_hashable(out_axes)),
+            _sites.value_key(axis_name),
+            axis_size,
+            _sites.value_key(_hashable(spmd_axis_name)),
+            tuple((_sites.Ident(s), a) for s, a in state_in.items()),
+            tuple((_sites.Ident(s), a) for s, a in state_out.items()),
+            _sites.value_key(_hashable(filter_keys)),
+            policy,
+        )
+
+    def in_axis(self, s: State) -> Any:
+        """The axis ``s`` is batched on when it enters (None: unbatched; ``_NOT``: undeclared)."""
+        if s in self.state_in:
+            return self.state_in[s]
+        for axis, pred in self.in_filters:
+            if pred((), s):
+                return axis
+        return _NOT
+
+    def out_axis(self, s: State) -> Any:
+        """The axis ``s`` is written back with (a batched input keeps its axis)."""
+        if s in self.state_out:
+            return self.state_out[s]
+        for axis, pred in self.out_filters:
+            if pred((), s):
+                return axis
+        return self.in_axis(s)
+
+    def is_random(self, s: State) -> bool:
+        """Whether ``s`` gets one key per lane: a random state not itself declared batched."""
+        return isinstance(s, RandomState) and self.in_axis(s) is _NOT
+
+
+def _hashable(x: Any) -> Any:
+    if isinstance(x, list | tuple):
+        return tuple(_hashable(e) for e in x)
+    if isinstance(x, dict):
+        return ("dict", tuple((k, _hashable(v)) for k, v in x.items()))
+    return x
+
+
+def _check_axis_size(axis_size: Any, where: str) -> None:
+    if axis_size is None:
+        return
+    if isinstance(axis_size, bool) or not isinstance(axis_size, int | np.integer):
+        raise TypeError(f"{where}: axis_size must be an int or None, got {axis_size!r}")
+    if axis_size < 1:
+        raise ValueError(f"{where}: axis_size must be a positive int, got {axis_size}")
+
+
+# --- arguments: in_axes, and the size of the mapped axis -----------------------------------
+
+
+class _Axes:
+    """The axes of the leaves of one subtree (a leaf to ``jax.tree``: not a pytree node)."""
+
+    __slots__ = ("axes",)
+
+    def __init__(self, axes: list[Any]):
+        self.axes = axes
+
+
+def _leaf_axes(prefix: Any, tree: Any) -> list[Any]:
+    """The axis of every leaf of ``tree`` from ``prefix``, a prefix tree of ``tree``."""
+    boxed = jax.tree.map(
+        lambda a, sub: _Axes([a] * len(jax.tree.leaves(sub))),
+        prefix,
+        tree,
+        is_leaf=lambda x: x is None,
+    )
+    return [a for box in jax.tree.leaves(boxed) for a in box.axes]
+
+
+def _arg_axes(in_axes: Any, args: tuple[Any, ...], where: str) -> tuple[Any, ...]:
+    """One ``in_axes`` entry per positional argument."""
+    if not isinstance(in_axes, tuple):
+        return (in_axes,) * len(args)
+    if len(in_axes) != len(args):
+        raise ValueError(
+            f"{where}: in_axes has {len(in_axes)} entries but the function was called with "
+            f"{len(args)} positional arguments; give one entry per argument, or one int or None "
+            "for all of them"
+        )
+    return in_axes
+
+
+def _axis_size_of(name: str, leaf: Any, axis: Any, where: str, hint: str = "") -> int:
+    if isinstance(axis, bool) or not isinstance(axis, int):
+        raise TypeError(f"{where}: the axis of {name} must be an int or None, got {axis!r}")
+    shape = np.shape(leaf)
+    if not -len(shape) <= axis < len(shape):
+        raise ValueError(
+            f"{where}: {name} has shape {tuple(shape)}, which has no axis {axis} to map over{hint}"
+        )
+    return int(shape[axis])
+
+
+def _arg_sizes(
+    per_arg: tuple[Any, ...], args: tuple[Any, ...], kwargs: dict[str, Any], where: str
+) -> list[tuple[str, int]]:
+    """``(name, size)`` of every mapped leaf of the arguments; keyword arguments on axis 0."""
+    sizes = []
+    for i, (prefix, arg) in enumerate(zip(per_arg, args, strict=True)):
+        try:
+            axes = _leaf_axes(prefix, arg)
+        except ValueError as e:
+            raise ValueError(
+                f"{where}: in_axes[{i}] = {prefix!r} does not match the structure of argument "
+                f"{i} ({jax.tree.structure(arg)}): {e}"
+            ) from None
+        for (path, leaf), axis in zip(jax.tree_util.tree_leaves_with_path(arg), axes, strict=True):
+            if axis is not None:
+                name = f"args[{i}]{jax.tree_util.keystr(path)}"
+                hint = "; use in_axes=None for an argument that is not mapped"
+                sizes.append((name, _axis_size_of(name, leaf, axis, where, hint)))
+    for path, leaf in jax.tree_util.tree_leaves_with_path(kwargs):
+        name = f"kwargs{jax.tree_util.keystr(path)}"
+        hint = "; keyword arguments are mapped over axis 0, as jax.vmap maps them"
+        sizes.append((name, _axis_size_of(name, leaf, 0, where, hint)))
+    return sizes
+
+
+def _state_sizes(s: State, value: Any, axis: int, where: str) -> list[tuple[str, int]]:
+    name = s._describe()
+    return [
+        (name, _axis_size_of(f"{name} (declared batched on axis {axis})", leaf, axis, where))
+        for leaf in jax.tree.leaves(value)
+    ]
+
+
+def _batch_size(sources: list[tuple[str, int]], axis_size: int | None, where: str) -> int:
+    if axis_size is not None:
+        sources = [("axis_size", int(axis_size)), *sources]
+    distinct = {n for _, n in sources}
+    if len(distinct) > 1:
+        detail = ", ".join(f"{name}: {n}" for name, n in sources)
+        raise ValueError(f"{where}: the mapped axes have different sizes ({detail})")
+    if not distinct:
+        raise ValueError(
+            f"{where}: nothing to map over: no argument is mapped (in_axes) and no State is "
+            "declared batched; give axis_size"
+        )
+    return distinct.pop()
+
+
+# --- the probe: which States the call touches, and which writes are batched ----------------
+
+
+def outer_value(s: State, frames: Sequence[Frame]) -> Any:
+    """The value ``s`` has in the context given by ``frames`` (innermost last)."""
+    for f in reversed(frames):
+        if s in f.values:
+            return f.values[s]
+    return s._value
+
+
+class LaneValues(dict):  # type: ignore[type-arg]
+    """The values of a probe's frame: ``make(state, outer_value)`` gives a State's per-lane (or
+    per-shard) value the first time the State is looked up, or ``_OUTER`` to leave the State
+    to the enclosing context."""
+
+    __slots__ = ("outer", "make")
+
+    def __init__(self, outer: Sequence[Frame], make: Callable[[State, Any], Any]):
+        super().__init__()
+        self.outer, self.make = outer, make
+
+    def __contains__(self, s: object) -> bool:
+        if dict.__contains__(self, s):
+            return True
+        if not isinstance(s, State):
+            return False
+        value = self.make(s, outer_value(s, self.outer))
+        if value is _OUTER:
+            return False
+        self[s] = value
+        return True
+
+
+def is_batched(value: Any, trace: Any) -> bool:
+    """Whether a leaf of ``value`` is batched over the mapped axis of the vmap ``trace``."""
+    if not isinstance(trace, BatchTrace):
+        return False
+    return any(trace.to_batch_info(x)[1] is not None for x in jax.tree.leaves(value))
+
+
+def _lane_maker(spec: _Spec, n: int) -> Callable[[State, Any, Any], Any]:
+    def make(s: State, value: Any, lane: Any) -> Any:
+        axis = spec.in_axis(s)
+        if axis is not _NOT and axis is not None:
+            sizes = _state_sizes(s, value, axis, spec.where)
+            _batch_size([("the mapped axis", n), *sizes], None, spec.where)
+            return jax.tree.map(lambda v: jnp.take(v, lane, axis=axis), value)
+        if spec.is_random(s):
+            return jnp.take(jax.random.split(value, n + 1)[1:], lane, axis=0)
+        return _OUTER
+
+    return make
+
+
+def _probe(
+    spec: _Spec, sig: Signature, in_axes: Any, args: Any, kwargs: Any, n: int
+) -> tuple[Discovery, set[State]]:
+    found: list[tuple[Discovery, set[State]]] = []
+    outer = tuple(active_frames())
+    make = _lane_maker(spec, n)
+
+    def body(lane: Any, a: tuple[Any, ...], kw: dict[str, Any]) -> None:
+        fresh_jax_traces()
+        real_args, real_kwargs = sig.rebuild(a, kw)
+        with frame(LaneValues(outer, lambda s, v: make(s, v, lane))) as f:
+            batched: set[State] = set()
+            try:
+                spec.fn(*real_args, **real_kwargs)
+                batched = {
+                    s
+                    for s in f.writes
+                    if s not in f.created and is_batched(dict.get(f.values, s), f.trace)
+                }
+            finally:
+                found.append((Discovery.of(f), batched))
+                f.values = {}
+
+    mapped = _jax_vmap(spec, body, (0, in_axes, 0), None, n)
+    jax.eval_shape(mapped, jax.ShapeDtypeStruct((n,), jnp.int32), args, kwargs)
+    return found[0]
+
+
+def _jax_vmap(spec: _Spec, fn: Callable[..., Any], in_axes: Any, out_axes: Any, n: int) -> Any:
+    return jax.vmap(
+        fn,
+        in_axes=in_axes,
+        out_axes=out_axes,
+        axis_name=spec.axis_name,
+        axis_size=n,
+        spmd_axis_name=spec.spmd_axis_name,
+    )
+
+
+# --- the plan: each State's role in the mapped call -----------------------------------------
+
+
+def _undeclared_error(spec: _Spec, s: State) -> BatchAxisError:
+    declare = "state_out_axes" if spec.where == "vmap2" else "out_states"
+    return BatchAxisError(
+        f"{spec.where}: {s._describe()} is written with a value batched over the mapped axis, "
+        f"but {declare} does not give it a batch axis, so its new value has nowhere to go. "
+        f"Declare it in {declare} (and in the in_states too if each element should start from "
+        "its own value), or write it a value that does not depend on the mapped inputs. The "
+        "State keeps its value."
+    )
+
+
+class _Plan:
+    """Where each State of a discovery goes in ``jax.vmap``: its input axis, its output."""
+
+    def __init__(self, spec: _Spec, d: Discovery, batched: set[State]):
+        self.discovery = d
+        self.random = [s for s in d.states if spec.is_random(s)]
+        randoms = set(self.random)
+        self.in_axes = [
+            0 if s in randoms else (None if spec.in_axis(s) is _NOT else spec.in_axis(s))
+            for s in d.states
+        ]
+        self.mapped: list[State] = []  # written back with a batch axis ...
+        self.mapped_axes: list[int] = []  # ... this one
+        self.plain: list[State] = []  # written back unbatched
+        for s in d.writes:
+            axis = spec.out_axis(s)
+            if axis is not _NOT and axis is not None:
+                self.mapped.append(s)
+                self.mapped_axes.append(axis)
+            elif s in randoms:
+                pass  # the lanes' keys are dropped; the state moves on to a fresh key
+            elif s in batched:
+                if axis is None or spec.policy == "raise":
+                    raise _undeclared_error(spec, s)
+                if spec.policy == "warn":
+                    warnings.warn(
+                        f"{spec.where}: {s._describe()} is written batched without a declared "
+                        "axis; it is written back with a batch axis 0",
+                        UserWarning,
+                        stacklevel=4,
+                    )
+                self.mapped.append(s)
+                self.mapped_axes.append(0)
+            else:
+                self.plain.append(s)
+        self.advanced = [s for s in self.random if s not in set(self.mapped)]
+
+
+# --- the mapped call --------------------------------------------------------------------------
+
+
+def _vmap_traced(spec: _Spec, *args: Any, **kwargs: Any) -> Any:
+    where = spec.where
+    sig = Signature(args, kwargs)
+    args_dyn, kw_dyn = sig.split(args, kwargs)
+    per_arg = _arg_axes(spec.in_axes, args_dyn, where)
+    sources = _arg_sizes(per_arg, args_dyn, kw_dyn, where)
+    for s, axis in spec.state_in.items():
+        if axis is not None:
+            sources += _state_sizes(s, outer_value(s, active_frames()), axis, where)
+    n = _batch_size(sources, spec.axis_size, where)
+    in_axes = spec.in_axes if isinstance(spec.in_axes, tuple) else per_arg
+    d, batched = _probe(spec, sig, in_axes, args_dyn, kw_dyn, n)
+    plan = _Plan(spec, d, batched)
+
+    # Inputs: every state's current value (read through the enclosing frames), one key per
+    # lane for the random states.
+    values = read_values(d)
+    new_keys = []
+    for s in plan.random:
+        i = d.states.index(s)
+        keys = jax.random.split(s.value, n + 1)
+        values[i] = keys[1:]
+        new_keys.append(keys[0])
+
+    created: list[State] = []
+    fn = _capturing(spec, created) if spec.new_states else spec.fn
+    pure = Pure(fn, d, sig)
+    index = {s: i for i, s in enumerate(d.writes)}
+
+    def lane(values: list[Any], a: tuple[Any, ...], kw: dict[str, Any]) -> Any:
+        out, written = pure(values, *a, **kw)
+        trace = current_trace()
+        plain = [written[index[s]] for s in plan.plain]
+        for s, v in zip(plan.plain, plain, strict=True):
+            if is_batched(v, trace):  # the probe saw it unbatched: a guard, never expected
+                raise _undeclared_error(spec, s)
+        new: Any = ((), ())
+        if spec.new_states:
+            out, new = out
+            _check_excluded(spec, new[1], created, trace)
+        return out, [written[index[s]] for s in plan.mapped], plain, new
+
+    out_axes = (spec.out_axes, plan.mapped_axes, None, (0, None))
+    mapped = _jax_vmap(spec, lane, (plan.in_axes, in_axes, 0), out_axes, n)
+    out, mapped_values, plain_values, new_values = mapped(values, args_dyn, kw_dyn)
+    found = pure.take_trace()
+    if found is not None and not d.covers(found):
+        raise RuntimeError(
+            f"{where}: the function touched other states when mapped than when probed; its "
+            "states must not depend on anything but the shapes of its arguments"
+        )
+    write_values(plan.mapped, mapped_values)
+    write_values(plan.plain, plain_values)
+    write_values(plan.advanced, new_keys)
+    if spec.new_states:
+        vectorized = [s for s in created if not _excluded(spec, s)]
+        excluded = [s for s in created if _excluded(spec, s)]
+        write_values(vectorized, new_values[0])
+        write_values(excluded, new_values[1])
+    return out
+
+
+def _excluded(spec: _Spec, s: State) -> bool:
+    return spec.exclude is not None and bool(spec.exclude((), s))
+
+
+def _capturing(spec: _Spec, created: list[State]) -> Callable[..., Any]:
+    """``spec.fn`` also returning the values of the States it creates (vmap_new_states)."""
+
+    def run(*args: Any, **kwargs: Any) -> Any:
+        out = spec.fn(*args, **kwargs)
+        f = active_frames()[-1]  # the frame of the pure function: the States' values live there
+        new = [s for s in f.created if dict.__contains__(f.values, s)]
+        created[:] = new
+        if spec.state_tag is not None:
+            for s in new:
+                s.metadata["tag"] = spec.state_tag
+        vectorized = [f.values[s] for s in new if not _excluded(spec, s)]
+        excluded = [f.values[s] for s in new if _excluded(spec, s)]
+        return out, (vectorized, excluded)
+
+    return run
+
+
+def _check_excluded(spec: _Spec, values: list[Any], created: list[State], trace: Any) -> None:
+    excluded = [s for s in created if _excluded(spec, s)]
+    for s, v in zip(excluded, values, strict=True):
+        if is_batched(v, trace):
+            raise BatchAxisError(
+                f"{spec.where}: {s._describe()} is excluded by state_to_exclude, so it is shared "
+                "by every element, but its value depends on the mapped inputs"
+            )
+
+
+# --- public transforms ------------------------------------------------------------------------
+
+
+class Mapped:
+    """A function under :func:`vmap` or :func:`vmap2`; callable like it."""
+
+    def __init__(self, spec: _Spec):
+        self.spec = spec
+        functools.update_wrapper(self, spec.fn, updated=())
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        spec = self.spec
+        run = functools.partial(_vmap_traced, spec)
+        return _eager.call((spec.key, _sites.function_key(spec.fn)), run, args, kwargs)
+
+
+def vmap(
+    fn: Callable[..., Any] | None = None,
+    *,
+    in_axes: int | None | Sequence[Any] = 0,
+    out_axes: Any = 0,
+    axis_name: Any = None,
+    axis_size: int | None = None,
+    spmd_axis_name: Any = None,
+    in_states: Any = None,
+    out_states: Any = None,
+) -> Any:
+    """Vectorise a stateful ``fn`` over a mapped axis (``jax.vmap``), with batched States.
+
+    States in ``in_states`` enter batched: each element sees its slice. States in
+    ``out_states`` (and the written ``in_states``) are written back with their batch axis;
+    their new value has it even when the written value does not depend on the mapped inputs
+    (as ``jax.vmap`` broadcasts an unbatched output). Every other State is shared by all
+    elements: it may be read, and written with a value that does not depend on the mapped
+    inputs. A State declared in ``out_states`` that ``fn`` never writes is left as it is (as
+    in brainstate). Random states: each element draws with its own key (see the module
+    docstring of ``facade._mapping`` for the split), and the global key moves on.
+
+    Keyword arguments are supported and mapped over their axis 0, as ``jax.vmap`` maps them
+    (brainstate raises ``NotImplementedError``); close over a value that should be shared.
+    Usable as ``@vmap(...)``. Results, gradients and writes equal the explicit ``jax.vmap``
+    over the States' values; called eagerly, one compiled program per call signature.
+
+    Args:
+        fn: the function; it may read and write States and draw from ``facade.random``.
+        in_axes: the mapped axis of each positional argument, as ``jax.vmap`` takes it.
+        out_axes: where the mapped axis goes in the result.
+        axis_name: a name for the mapped axis, for collectives such as ``jax.lax.psum``.
+        axis_size: the size of the mapped axis (needed when nothing is mapped).
+        spmd_axis_name: as ``jax.vmap``.
+        in_states: States batched on input: a State, a list or dict of States (axis 0), or a
+            dict from axes to those, e.g. ``{1: [h]}``.
+        out_states: States written back with a batch axis, declared the same way.
+
+    Returns:
+        The vectorised function (or a decorator when ``fn`` is omitted).
+
+    Raises:
+        BatchAxisError: a State written with a batched value but not declared in
+            ``out_states`` (or declared unbatched), or declared with two different axes. The
+            State keeps its value.
+        ValueError: mapped axes of different sizes (naming each argument and State), an axis
+            out of range, ``in_axes`` not matching the arguments, nothing to map over.
+        TypeError: ``fn`` not callable, a malformed declaration.
+
+    Example:
+        >>> import jax.numpy as jnp, facade
+        >>> counter = facade.ShortTermState(jnp.zeros(3))
+        >>> @facade.transform.vmap(in_states=counter, out_states=counter)
+        ... def accumulate(x):
+        ...     counter.value = counter.value + x
+        ...     return counter.value
+        >>> accumulate(jnp.asarray([1.0, 2.0, 3.0]))
+        Array([1., 2., 3.], dtype=float32)
+        >>> counter.value
+        Array([1., 2., 3.], dtype=float32)
+    """
+    where = "vmap"
+
+    def make(f: Callable[..., Any]) -> Mapped:
+        state_in = declared_states(in_states, "in_states", where)
+        state_out = declared_states(out_states, "out_states", where)
+        spec = _Spec(
+            f, where, in_axes, out_axes, axis_name, axis_size, spmd_axis_name, state_in, state_out
+        )
+        return Mapped(spec)
+
+    return make if fn is None else make(fn)
+
+
+_POLICIES = ("auto", "raise", "warn", "ignore")
+
+
+def vmap2(
+    fn: Callable[..., Any] | None = None,
+    *,
+    in_axes: int | None | Sequence[Any] = 0,
+    out_axes: Any = 0,
+    axis_name: Any = None,
+    axis_size: int | None = None,
+    spmd_axis_name: Any = None,
+    state_in_axes: Any = None,
+    state_out_axes: Any = None,
+    unexpected_out_state_mapping: str = "auto",
+) -> Any:
+    """:func:`vmap` with States chosen by filters instead of by instance.
+
+    ``state_in_axes``/``state_out_axes`` map axes to filters (a State subclass, a predicate
+    ``(path, state) -> bool``, ``...``, a State or list of States; a bare filter means axis 0).
+    A filter sees each State the function touches, with the path ``()``. A State written
+    with a batched value that no filter gives an axis is, by ``unexpected_out_state_mapping``:
+    written back with a batch axis 0 (``'auto'``, ``'ignore'``), the same with a warning
+    (``'warn'``), or refused with :class:`BatchAxisError` (``'raise'``). Needs a mapped
+    argument or ``axis_size`` to size the mapped axis.
+
+    Raises:
+        ValueError: ``unexpected_out_state_mapping`` unknown, or as :func:`vmap`.
+        BatchAxisError, TypeError: as :func:`vmap`.
+
+    Example:
+        >>> import jax.numpy as jnp, facade
+        >>> counter = facade.ShortTermState(jnp.zeros(3))
+        >>> @facade.transform.vmap2(state_in_axes={0: facade.ShortTermState},
+        ...                         state_out_axes={0: facade.ShortTermState})
+        ... def accumulate(x):
+        ...     counter.value = counter.value + x
+        ...     return counter.value
+        >>> accumulate(jnp.asarray([1.0, 2.0, 3.0]))
+        Array([1., 2., 3.], dtype=float32)
+    """
+    where = "vmap2"
+    if unexpected_out_state_mapping not in _POLICIES:
+        raise ValueError(
+            f"{where}: unexpected_out_state_mapping must be one of {_POLICIES}, got "
+            f"{unexpected_out_state_mapping!r}"
+        )
+    in_filters = _filter_axes(state_in_axes, "state_in_axes", where)
+    out_filters = _filter_axes(state_out_axes, "state_out_axes", where)
+
+    def make(f: Callable[..., Any]) -> Mapped:
+        spec = _Spec(
+            f,
+            where,
+            in_axes,
+            out_axes,
+            axis_name,
+            axis_size,
+            spmd_axis_name,
+            {},
+            {},
+            in_filters,
+            out_filters,
+            unexpected_out_state_mapping,
+            filter_keys=(state_in_axes, state_out_axes),
+        )
+        return Mapped(spec)
+
+    return make if fn is None else make(fn)
+
+
+class _NewStatesMapped:
+    """A function under :func:`vmap_new_states`: traced on every call (it creates States)."""
+
+    def __init__(self, spec: _Spec):
+        self.spec = spec
+        functools.update_wrapper(self, spec.fn, updated=())
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        return _vmap_traced(self.spec, *args, **kwargs)
+
+
+def vmap_new_states(
+    fun: Callable[..., Any] | None = None,
+    *,
+    in_axes: int | None | Sequence[Any] = 0,
+    out_axes: Any = 0,
+    axis_name: Any = None,
+    axis_size: int | None = None,
+    spmd_axis_name: Any = None,
+    state_tag: str | None = None,
+    state_to_exclude: Any = None,
+    in_states: Any = None,
+    out_states: Any = None,
+) -> Any:
+    """Vectorise a function that creates States: each State it creates gets the batch axis.
+
+    Build a model per batch element, or call ``nn.init_all_states`` inside: every State
+    created directly in ``fun`` (not inside a nested transform) holds, afterwards, the stacked
+    values of all elements, as a concrete array. Random states are split per element (as in
+    :func:`vmap`), so random initialisations differ along the axis. ``fun`` is traced on every
+    call (twice: once abstractly to find its States), as each call must create new States.
+
+    Args:
+        fun: the function.
+        in_axes, out_axes, axis_name, axis_size, spmd_axis_name: as :func:`vmap`.
+        state_tag: stored as ``metadata['tag']`` of every State created.
+        state_to_exclude: a filter of created States that are shared, not vectorised; their
+            values must not depend on the mapped inputs.
+        in_states, out_states: not supported (there are no States to declare yet).
+
+    Returns:
+        The vectorised function (or a decorator when ``fun`` is omitted).
+
+    Raises:
+        ValueError: ``in_states``/``out_states`` given, ``axis_size`` not positive, or as
+            :func:`vmap`.
+        BatchAxisError: an excluded State whose value depends on the mapped inputs, or as
+            :func:`vmap`.
+
+    Example:
+        >>> import jax.numpy as jnp, facade
+        >>> made = []
+        >>> @facade.transform.vmap_new_states(in_axes=0, axis_size=4)
+        ... def build(x):
+        ...     scratch = facade.ShortTermState(jnp.zeros(()))
+        ...     scratch.value = scratch.value + x
+        ...     made.append(scratch)
+        ...     return scratch.value
+        >>> build(jnp.arange(4.0))
+        Array([0., 1., 2., 3.], dtype=float32)
+        >>> made[-1].value
+        Array([0., 1., 2., 3.], dtype=float32)
+    """
+    where = "vmap_new_states"
+    if in_states is not None or out_states is not None:
+        raise ValueError(
+            f"{where}: in_states/out_states are not used: it maps the States the function "
+            "creates. Use facade.transform.vmap to batch existing States."
+        )
+
+    def make(f: Callable[..., Any]) -> _NewStatesMapped:
+        spec = _Spec(
+            f,
+            where,
+            in_axes,
+            out_axes,
+            axis_name,
+            axis_size,
+            spmd_axis_name,
+            {},
+            {},
+            new_states=True,
+            exclude=state_to_exclude,
+            state_tag=state_tag,
+        )
+        return _NewStatesMapped(spec)
+
+    return make if fun is None else make(fun)
+
+
+# --- map ------------------------------------------------------------------------------------
+
+
+def _map_traced(f: Callable[..., Any], batch_size: int | None, *xs: Any) -> Any:
+    where = "map"
+    n = leading_length(xs, None, where)
+    if batch_size is None:
+        return _for_loop_traced(f, None, False, 1, None, None, where, *xs)
+    slices = jax.tree.map(lambda a: jax.ShapeDtypeStruct(np.shape(a)[1:], jnp.result_type(a)), xs)
+    d, _ = discover(f, slices, {})
+    written = [s for s in d.writes if not isinstance(s, RandomState)]
+    if written:
+        names = ", ".join(s._describe() for s in written)
+        raise ValueError(
+            f"{where}: with batch_size, f runs batched and must not write States other than "
+            f"random ones; it writes {names}. Use map without batch_size (sequential, States "
+            "carried from one element to the next), or vmap with out_states."
+        )
+    lanes = vmap(f)
+    full = n // batch_size * batch_size
+    parts = []
+    if full:
+        chunks = jax.tree.map(
+            lambda a: a[:full].reshape(full // batch_size, batch_size, *np.shape(a)[1:]), xs
+        )
+        ys = _for_loop_traced(lanes, None, False, 1, None, None, where, *chunks)
+        parts.append(jax.tree.map(lambda y: y.reshape(full, *y.shape[2:]), ys))
+    if full < n:
+        parts.append(lanes(*jax.tree.map(lambda a: a[full:], xs)))
+    if len(parts) == 1:
+        return parts[0]
+    return jax.tree.map(lambda a, b: jnp.concatenate([a, b]), *parts)
+
+
+def map(f: Callable[..., Any], *xs: Any, batch_size: int | None = None) -> Any:
+    """Apply a stateful ``f`` to each slice of ``xs`` along their leading axis, in sequence.
+
+    Without ``batch_size`` this is :func:`for_loop`: one element after another, States carried
+    from one to the next (like ``jax.lax.map``). With ``batch_size``, ``batch_size`` elements
+    at a time go through :func:`vmap`, the remainder in one more vmapped call; ``f`` may then
+    draw random numbers but must not write other States (as in brainstate).
+
+    Args:
+        f: the function of one slice of each of ``xs``.
+        *xs: pytrees whose leaves share a leading axis.
+        batch_size: the number of elements vectorised together, or None.
+
+    Returns:
+        The outputs of ``f``, stacked along a leading axis.
+
+    Raises:
+        TypeError: ``f`` not callable, ``batch_size`` not an int.
+        ValueError: ``xs`` with different leading axes, ``batch_size`` below 1, or (with
+            ``batch_size``) ``f`` writes a non-random State.
+
+    Example:
+        >>> import jax.numpy as jnp, facade
+        >>> xs = jnp.arange(6.0).reshape(6, 1)
+        >>> facade.transform.map(lambda row: row / (1.0 + jnp.linalg.norm(row)), xs,
+        ...                      batch_size=4).shape
+        (6, 1)
+    """
+    where = "map"
+    if not callable(f):
+        raise TypeError(f"{where}: f must be callable, got {type(f).__name__}")
+    if batch_size is not None:
+        if isinstance(batch_size, bool) or not isinstance(batch_size, int | np.integer):
+            raise TypeError(f"{where}: batch_size must be an int or None, got {batch_size!r}")
+        if batch_size < 1:
+            raise ValueError(f"{where}: batch_size must be a positive int, got {batch_size}")
+        batch_size = int(batch_size)
+    run = functools.partial(_map_traced, f, batch_size)
+    return _eager.call((where, _sites.function_key(f), batch_size), run, xs)
+
+
+# --- unvmap -------------------------------------------------------------------------------------
+
+_REDUCTIONS: dict[str, Callable[[Any], Any]] = {
+    "all": jnp.all,
+    "any": jnp.any,
+    "max": jnp.max,
+    "none": lambda x: x,
+}
+
+# One primitive for the four reductions: outside any vmap it is the reduction of its operand;
+# under vmap its batching rule applies it to the whole batched operand, so the result is
+# unbatched (nested vmaps remove each level in turn).
+_unvmap_p = Primitive("facade_unvmap")
+
+
+def _unvmap_impl(x: Any, *, op: str) -> Any:
+    return _REDUCTIONS[op](x)
+
+
+def _unvmap_abstract(x: Any, *, op: str) -> Any:
+    if op == "none":
+        return x
+    dtype = np.dtype(bool) if op in ("all", "any") else x.dtype
+    return jax.core.ShapedArray((), dtype)
+
+
+def _unvmap_batched(args: Any, dims: Any, *, op: str) -> Any:
+    (x,), (dim,) = args, dims
+    if dim is not None:
+        x = jnp.moveaxis(x, dim, 0)
+    return _unvmap_p.bind(x, op=op), None
+
+
+_unvmap_p.def_impl(_unvmap_impl)
+_unvmap_p.def_abstract_eval(_unvmap_abstract)
+batching.primitive_batchers[_unvmap_p] = _unvmap_batched
+mlir.register_lowering(_unvmap_p, mlir.lower_fun(_unvmap_impl, multiple_results=False))
+
+
+def unvmap(x: Any, op: str = "any") -> Any:
+    """Reduce an array over all its elements and every vmapped axis: an unbatched result.
+
+    Inside :func:`vmap` (or ``jax.vmap``), ``unvmap(x, 'any')`` is True if any element of any
+    batch element's ``x`` is; use it to stop a batched ``while_loop`` when every element is
+    done (``'all'``), or to take the largest value across the batch (``'max'``). ``'none'``
+    returns all batch elements' ``x`` stacked on a leading axis, as an unbatched value.
+    Outside any vmap it is ``jnp.all``/``jnp.any``/``jnp.max`` (or the identity).
+
+    Args:
+        x: one array (not a pytree).
+        op: ``'all'``, ``'any'``, ``'max'`` or ``'none'``.
+
+    Returns:
+        A scalar (a boolean for ``'all'``/``'any'``), or for ``'none'`` the stacked ``x``.
+
+    Raises:
+        ValueError: an unknown ``op``.
+
+    Example:
+        >>> import jax, jax.numpy as jnp, facade
+        >>> xs = jnp.array([[1.0, 5.0], [3.0, -2.0]])
+        >>> jax.vmap(lambda r: facade.transform.unvmap(r, op="max"))(xs)
+        Array([5., 5.], dtype=float32)
+        >>> facade.transform.unvmap(xs > 0, op="all")
+        Array(False, dtype=bool)
+    """
+    if op not in _REDUCTIONS:
+        raise ValueError(f"unvmap: op must be one of {tuple(_REDUCTIONS)}, got {op!r}")
+    return _unvmap_p.bind(jnp.asarray(x), op=op)
+
+
+__all__ = ["BatchAxisError", "map", "unvmap", "vmap", "vmap2", "vmap_new_states"]
