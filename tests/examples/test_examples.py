@@ -33,6 +33,10 @@ EXPECTED = {
     "recurrent_states.py": ["hidden state after the last step: (32, 16)"],
     "hessian_jacobians.py": ["Hessian-vector products match the full Hessian"],
     "data_parallel.py": ["data-parallel training matches one device"],
+    "snn_bptt.py": [
+        "BPTT gradient through for_loop matches jax.grad of lax.scan",
+        "Figure saved to",
+    ],
 }
 
 
