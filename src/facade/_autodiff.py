@@ -356,8 +356,6 @@ class GradientTransform:
         return f"GradientTransform({', '.join(options)})"
 
     def _check_args(self, args: tuple[Any, ...]) -> None:
-        if self.argnums is None:
-            return
         for i in (self.argnums,) if isinstance(self.argnums, int) else self.argnums:
             if i >= len(args) or type(args[i]) in PLAIN_TYPES:
                 continue
@@ -369,7 +367,8 @@ class GradientTransform:
                 )
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
-        self._check_args(args)
+        if self.argnums is not None:
+            self._check_args(args)
         if not self.debug_nan:
             return self._lowering(self.target, args, kwargs)
         if active_frames():

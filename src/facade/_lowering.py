@@ -32,7 +32,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from ._bridge import DeadState, Discovery, Pure, Signature, WeakDiscovery, alive
-from ._state import State, active_frames, peek
+from ._state import State, _local, active_frames, peek
 
 Program = Callable[..., tuple[Any, Sequence[Any]]]
 Lower = Callable[[Pure], Program]
@@ -257,12 +257,61 @@ class Lowering:
     ) -> Any:
         """Run ``fn(*args, **kwargs)`` through its program; ``check_result(result)`` may raise
         before any state is written."""
+        # The common call, straight through: eager, arrays or numbers only, a known signature.
+        entry = None
+        if not kwargs and not self.static_argnums and not _local.frames and self._fn() is fn:
+            for a in args:
+                if type(a) not in PLAIN_TYPES:
+                    break
+            else:
+                entry = self.cache.get(len(args))
+        if entry is None or entry.variants is not None:
+            return self._call(fn, args, kwargs, check_result)
+        try:
+            values = [r()._value for r in entry.refs]  # type: ignore[union-attr]
+        except AttributeError:  # a state of the entry died
+            return self._call(fn, args, kwargs, check_result)
+        result, written = entry.compiled(values, *args)
+        if entry.pure.traced or check_result is not None:
+            return self._finish(
+                len(args), None, entry, result, written, args, kwargs, False, check_result
+            )
+        if entry.write_refs:
+            _check_concrete(entry.write_refs, written, fn)
+            for r, v in zip(entry.write_refs, written, strict=True):
+                r()._value = v  # type: ignore[union-attr]
+        return result
+
+    def _call(
+        self,
+        fn: Callable[..., Any],
+        args: tuple[Any, ...],
+        kwargs: dict[str, Any],
+        check_result: Callable[[Any], None] | None,
+    ) -> Any:
+        """The general path of :meth:`__call__`: statics, keywords, nesting, new signatures."""
         key, sig, entry, values, args_dyn, kw_dyn, nested = self._prepare(fn, args, kwargs)
         result, written = entry.compiled(values, *args_dyn, **kw_dyn)
+        return self._finish(key, sig, entry, result, written, args, kwargs, nested, check_result)
+
+    def _finish(
+        self,
+        key: Any,
+        sig: Signature | None,
+        entry: Entry,
+        result: Any,
+        written: Any,
+        args: tuple[Any, ...],
+        kwargs: dict[str, Any],
+        nested: bool,
+        check_result: Callable[[Any], None] | None,
+    ) -> Any:
+        """Check a trace the call made, run ``check_result``, write the states back."""
         found = entry.pure.take_trace()
         if found is not None:
             # ``jax.jit`` traced a new shape: check what that trace touched.
             sig = sig or self._signature(args, kwargs)
+            args_dyn, kw_dyn = sig.split(args, kwargs)
             entry, result, written = self._retraced(
                 key, sig, entry, found, args_dyn, kw_dyn, nested, result, written
             )
@@ -388,12 +437,17 @@ def _name(fn: Any) -> str:
     return getattr(fn, "__name__", None) or repr(fn)
 
 
+_ARRAY_IMPL = type(jnp.zeros(()))
+
+
 def _check_concrete(refs: Sequence[Callable[[], Any]], values: Sequence[Any], fn: Any) -> None:
     """Refuse to store a tracer of a JAX transform the facade does not own (raw jax.jit).
 
     Called before any state is assigned, so a refusal leaves every State as it was.
     """
     for r, v in zip(refs, values, strict=True):
+        if type(v) is _ARRAY_IMPL:
+            continue  # the common case: a concrete array
         if isinstance(v, jax.core.Tracer) or (
             not isinstance(v, jax.Array)
             and any(isinstance(x, jax.core.Tracer) for x in jax.tree.leaves(v))
