@@ -476,6 +476,13 @@ class _Plan:
 
 
 def _vmap_traced(spec: _Spec, *args: Any, **kwargs: Any) -> Any:
+    return _vmap_call(spec, args, kwargs, [])
+
+
+def _vmap_call(
+    spec: _Spec, args: tuple[Any, ...], kwargs: dict[str, Any], created: list[State]
+) -> Any:
+    """The mapped call; ``created`` receives the States the function creates (vmap_new_states)."""
     where = spec.where
     sig = Signature(args, kwargs)
     args_dyn, kw_dyn = sig.split(args, kwargs)
@@ -499,7 +506,6 @@ def _vmap_traced(spec: _Spec, *args: Any, **kwargs: Any) -> Any:
         values[i] = keys[1:]
         new_keys.append(keys[0])
 
-    created: list[State] = []
     fn = _capturing(spec, created) if spec.new_states else spec.fn
     pure = Pure(fn, d, sig)
     index = {s: i for i, s in enumerate(d.writes)}
@@ -737,7 +743,10 @@ class _NewStatesMapped:
         functools.update_wrapper(self, spec.fn, updated=())
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
-        return _vmap_traced(self.spec, *args, **kwargs)
+        # Called eagerly, it runs op by op: compiling a program for every call (it must trace
+        # every call, to create new States) costs more than JAX's per-operation programs,
+        # which are compiled once and reused.
+        return _vmap_call(self.spec, args, kwargs, [])
 
 
 def vmap_new_states(

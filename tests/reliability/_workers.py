@@ -2,8 +2,9 @@
 
 ``conftest.py`` starts each worker when the collected tests include one that needs it; a test
 then calls :func:`report` for the worker's JSON report (starting it there if it was not started).
-The workers are: ``models`` (1,000 models created and dropped, see ``_models_worker.py``) and
-``sharding`` (8 simulated CPU devices, see ``_sharding_worker.py``).
+The workers are: ``models`` (1,000 models created and dropped, see ``_models_worker.py``),
+``sharding`` (8 simulated CPU devices, see ``_sharding_worker.py``) and ``shard_map`` (the
+facade's stateful ``shard_map`` on 8 simulated CPU devices, see ``_shard_map_worker.py``).
 """
 
 from __future__ import annotations
@@ -27,9 +28,17 @@ WORKERS: dict[str, tuple[list[str], dict[str, str]]] = {
         [os.path.join(HERE, "_sharding_worker.py")],
         {"XLA_FLAGS": "--xla_force_host_platform_device_count=8"},
     ),
+    "shard_map": (
+        [os.path.join(HERE, "_shard_map_worker.py")],
+        {"XLA_FLAGS": "--xla_force_host_platform_device_count=8"},
+    ),
 }
 # Which test module needs which worker.
-NEEDED_BY = {"test_memory.py": "models", "test_sharding.py": "sharding"}
+NEEDED_BY = {
+    "test_memory.py": "models",
+    "test_sharding.py": "sharding",
+    "test_shard_map.py": "shard_map",
+}
 
 _procs: dict[str, subprocess.Popen[str]] = {}
 _reports: dict[str, dict[str, Any]] = {}
