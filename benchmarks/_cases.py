@@ -111,7 +111,7 @@ def mlp() -> Contenders:
 # --- first call: discovery + trace + compile -------------------------------------------------
 
 
-def _built_on_first_call(build: Callable[[], Callable[..., Any]], *args: Any) -> Callable[[], Any]:
+def built_on_first_call(build: Callable[[], Callable[..., Any]], *args: Any) -> Callable[[], Any]:
     """A contender that builds its transform inside its first call (so a timed first call
     covers building, discovery, tracing and compiling) and reuses it afterwards."""
     built: list[Callable[..., Any]] = []
@@ -137,11 +137,11 @@ def first_call_factories(n: int) -> dict[str, Callable[[], Callable[[], Any]]]:
 
     def raw() -> Callable[[], Any]:
         pure = fresh_pure()
-        return _built_on_first_call(lambda: jax.jit(jax.grad(pure)), params, x)
+        return built_on_first_call(lambda: jax.jit(jax.grad(pure)), params, x)
 
     def func() -> Callable[[], Any]:
         pure = fresh_pure()
-        return _built_on_first_call(lambda: jax.jit(F.grad(pure)), params, x)
+        return built_on_first_call(lambda: jax.jit(F.grad(pure)), params, x)
 
     def _facade(jit: bool) -> Callable[[], Any]:
         states = {k: facade.ParamState(v, name=k) for k, v in params.items()}
@@ -154,7 +154,7 @@ def first_call_factories(n: int) -> dict[str, Callable[[], Callable[[], Any]]]:
             g = facade.transform.grad(loss, grad_states=states)
             return facade.transform.jit(g) if jit else g
 
-        return _built_on_first_call(build, x)
+        return built_on_first_call(build, x)
 
     return {RAW: raw, FUNC: func, EAGER: lambda: _facade(False), FJIT: lambda: _facade(True)}
 

@@ -94,3 +94,19 @@ def grad_contenders(
         except Exception as err:  # noqa: BLE001 - optional: note it, carry on
             errors.append(f"{lib}: could not build the contender: {type(err).__name__}: {err}")
     return out
+
+
+def brainstate_jit(
+    build: Callable[[Any], Callable[[], Any]], libraries: dict[str, str], errors: list[str]
+) -> dict[str, Any]:
+    """brainstate's jit column of a stateful case written against a brainstate-like module:
+    ``build(brainstate)`` returns the contender."""
+    if "brainstate" not in libraries:
+        return {}
+    try:
+        import brainstate
+
+        return {BS_JIT: build(brainstate)}
+    except Exception as err:  # noqa: BLE001 - optional: note it, carry on
+        errors.append(f"brainstate: could not build the contender: {type(err).__name__}: {err}")
+        return {}

@@ -1,13 +1,15 @@
 """stategrad benchmarks: per-call time against raw JAX on the same arrays, in one process.
 
 Usage:
-    python benchmarks/run.py            # the full run (a few minutes on a 2-core CPU)
-    python benchmarks/run.py --quick    # a smoke run: few rounds, small N
-    python benchmarks/run.py --cases chain,mlp --json results.json
+    python benchmarks/run.py            # the full run (about 10 minutes on a 2-core CPU)
+    python benchmarks/run.py --quick    # a smoke run: few rounds, small sizes
+    python benchmarks/run.py --cases bptt,anew --json results.json
 
-Columns: raw JAX (``jax.jit(jax.grad(pure))``, parameters passed explicitly), ``functional``
-under ``jax.jit``, the facade called eagerly, the facade under ``facade.transform.jit``, and,
-when installed, equinox / brainstate / flax.nnx. See docs/performance.md.
+Columns: raw JAX (``jax.jit`` of the explicit program, parameters passed explicitly),
+``functional`` under ``jax.jit``, the facade called eagerly, the facade under
+``facade.transform.jit``, the facade transform constructed anew on every call, and, when
+installed, equinox / brainstate / flax.nnx. Then memory: RSS and caches over many eager calls,
+and the compiled memory of checkpointed loops. See docs/performance.md.
 """
 
 from __future__ import annotations
@@ -28,18 +30,34 @@ os.environ.setdefault("JAX_PLATFORMS", "cpu")
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 import _cases as C  # noqa: E402
+import _loop_cases as L  # noqa: E402
+import _memory as M  # noqa: E402
 import _others as O  # noqa: E402
 import jax  # noqa: E402
-from _timing import Stats, first_calls, interleaved, rss_kib  # noqa: E402
+from _timing import Stats, first_calls, interleaved  # noqa: E402
 
 TIME_TITLE = "median per-call time"
 RATIO_TITLE = "ratio to raw JAX (median of same-round ratios; the targets use these)"
 BEST_TITLE = "ratio of best per-call times (least disturbed by other load; a cross-check)"
-MEMORY_N = 10
-ALL_CASES = ("chain", "mlp", "small", "first", "memory")
+MEMORY_N = M.MEMORY_N
+ALL_CASES = (
+    "chain",
+    "mlp",
+    "small",
+    "bptt",
+    "batch",
+    "anew",
+    "first",
+    "memory",
+    "checkpointed",
+    "flat",
+)
 
-# Targets from issue 5, as ratios to raw JAX.
-GRAD_TARGET, FIRST_TARGET, FUNC_TARGET = 1.2, 1.3, 1.05
+# Targets: per-call and first-call ratios to raw JAX; a transform built anew on every call, to
+# the same transform built once; checkpointed loops' compiled temp memory, to the plain loop's.
+PER_CALL_TARGET, FIRST_TARGET, ANEW_TARGET, FUNC_TARGET = 1.1, 1.1, 1.3, 1.05
+CHECKPOINT_TARGET = 0.5
+GRAD_EQUAL = 1e-5  # largest relative difference of two gradients called equal
 
 
 def machine() -> dict[str, Any]:
@@ -89,7 +107,10 @@ class Report:
         self.rows: dict[str, dict[str, Stats]] = {}
         self.refs: dict[str, dict[str, Stats]] = {}
         self.notes: list[str] = []
-        self.memory: list[dict[str, Any]] = []
+        self.groups: dict[str, list[str]] = {"per_call": [], "first": [], "anew": []}
+        self.memory: list[dict[str, Any]] = []  # grad calls
+        self.flat: list[dict[str, Any]] = []  # eager calls of each transform
+        self.checkpointed: list[dict[str, Any]] = []
 
     def add(self, row: str, stats: dict[str, Stats], refs: dict[str, Stats] | None = None) -> None:
         """Add a row; ``refs[col]``: the raw-JAX timing ``col`` was interleaved with (default:
@@ -109,6 +130,13 @@ class Report:
     def ratio(self, row: str, col: str) -> float:
         ref = self._ref(row, col)
         return float("nan") if ref is None else self.rows[row][col].ratio_to(ref)
+
+    def anew_ratio(self, row: str) -> float:
+        """Built anew on every call, to built once: the median of same-round ratios."""
+        stats = self.rows.get(row, {})
+        if L.ANEW not in stats or C.EAGER not in stats:
+            return float("nan")
+        return stats[L.ANEW].ratio_to(stats[C.EAGER])
 
     def best_ratio(self, row: str, col: str) -> float:
         ref = self._ref(row, col)
@@ -184,7 +212,7 @@ def validate(row: str, contenders: dict[str, Callable[[], Any]], report: Report)
             report.notes.append(f"{row} / {name}: result differs from raw JAX")
 
 
-OURS = {C.RAW, C.FUNC, C.EAGER, C.FJIT}
+OURS = {C.RAW, C.FUNC, C.EAGER, C.FJIT, L.ANEW}
 
 
 def run_row(
@@ -219,115 +247,65 @@ def run_row(
     )
 
 
-def cache_entries(obj: Any) -> int:
-    """Number of lowered signatures held by a facade transform (and what it wraps)."""
-    total = 0
-    lowering = getattr(obj, "_lowering", None)
-    if lowering is not None and hasattr(lowering, "cache"):
-        total += len(lowering.cache)
-    for lw in getattr(obj, "_lowerings", {}).values():
-        total += len(lw.cache)
-    inner = getattr(obj, "fn", None)
-    if inner is not None and inner is not obj:
-        total += cache_entries(inner)
-    return total
-
-
-def memory(report: Report, calls: tuple[int, int]) -> None:
-    """RSS (sampled every tenth of the run), peak RSS, live Python objects and cache entries
-    over ``calls[1]`` calls of the gradient of the N=10 chain (a cheap call, so that 10,000 of
-    them take seconds), for raw JAX and both facade columns."""
-    params, x = C.chain_data(MEMORY_N)
-    raw = jax.jit(jax.grad(C.chain_pure))
-    eager, jitted, _ = C.facade_grad(C.chain_pure, params)
-    contenders: list[tuple[str, Callable[[], Any], Any]] = [
-        (C.RAW, lambda: raw(params, x), None),
-        (C.EAGER, lambda: eager(x), eager),
-        (C.FJIT, lambda: jitted(x), jitted),
-    ]
-    a, b = calls
-    marks = sorted({a, *range(b // 10, b + 1, b // 10)})
-    for name, fn, handle in contenders:
-        jax.block_until_ready(fn())
-        gc.collect()
-        done, snapshot = 0, {"column": name, "rss_series": {}}
-        for mark in marks:
-            for _ in range(mark - done):
-                jax.block_until_ready(fn())
-            done = mark
-            rss, hwm = rss_kib()
-            snapshot["rss_series"][mark] = rss
-            if mark in calls:
-                gc.collect()
-                snapshot[f"rss@{mark}"], snapshot[f"hwm@{mark}"] = rss_kib()
-                snapshot[f"objects@{mark}"] = len(gc.get_objects())
-                snapshot[f"cache@{mark}"] = cache_entries(handle) if handle is not None else None
-        snapshot["rss@half"] = snapshot["rss_series"][max(m for m in marks if m <= b // 2)]
-        report.memory.append(snapshot)
-
-
-def memory_table(report: Report, calls: tuple[int, int]) -> str:
-    a, b = calls
-    head = (
-        f"{'column':<14}{'RSS@' + str(a):>12}{'RSS@' + str(b):>12}{'2nd half':>10}"
-        f"{'peak@' + str(a):>12}{'peak@' + str(b):>12}{'objs@' + str(a):>12}"
-        f"{'objs@' + str(b):>12}{'cache@' + str(a):>12}{'cache@' + str(b):>12}"
-    )
-    lines = [
-        f"memory: {b} calls of grad, chain N={MEMORY_N} (RSS and peak RSS in MiB; '2nd half': "
-        f"RSS growth over the last {b // 2} calls; live Python objects; lowered signatures "
-        "cached)",
-        head,
-    ]
-    for m in report.memory:
-        cache_a = "-" if m[f"cache@{a}"] is None else str(m[f"cache@{a}"])
-        cache_b = "-" if m[f"cache@{b}"] is None else str(m[f"cache@{b}"])
-        half = (m[f"rss@{b}"] - m["rss@half"]) / 1024
-        lines.append(
-            f"{m['column']:<14}{m[f'rss@{a}'] / 1024:>12.1f}{m[f'rss@{b}'] / 1024:>12.1f}"
-            f"{half:>+10.1f}{m[f'hwm@{a}'] / 1024:>12.1f}{m[f'hwm@{b}'] / 1024:>12.1f}"
-            f"{m[f'objects@{a}']:>12}{m[f'objects@{b}']:>12}{cache_a:>12}{cache_b:>12}"
-        )
-    return "\n".join(lines)
-
-
-def targets(report: Report, grad_rows: list[str], first_row: str | None, calls: Any) -> str:
-    lines = ["targets (issue 5):"]
+def targets(report: Report, calls: tuple[int, int], flat_calls: tuple[int, int]) -> str:
+    """The targets, each printed as met or missed with every number it is judged on."""
+    lines = ["targets (ratios to raw JAX unless said otherwise):"]
 
     def check(label: str, values: list[tuple[str, float]], bound: float) -> None:
         values = [(k, v) for k, v in values if not math.isnan(v)]
         if not values:
             lines.append(f"  [n/a ] {label}: not measured in this run")
             return
-        worst = max(v for _, v in values)
-        status = "met " if worst <= bound else "MISS"
-        detail = ", ".join(f"{k} {v:.3f}x" for k, v in values)
+        status = "met " if max(v for _, v in values) <= bound else "MISS"
+        detail = ", ".join(f"{k} {v:.2f}x" for k, v in values)
         lines.append(f"  [{status}] {label} <= {bound}x: {detail}")
 
+    per_call, first, anew = (report.groups[g] for g in ("per_call", "first", "anew"))
     for col in (C.EAGER, C.FJIT):
-        check(f"{col} grad", [(r, report.ratio(r, col)) for r in grad_rows], GRAD_TARGET)
-    if first_row:
-        check(
-            "first call, facade",
-            [(c, report.ratio(first_row, c)) for c in (C.EAGER, C.FJIT)],
-            FIRST_TARGET,
+        check(f"per call, {col}", [(r, report.ratio(r, col)) for r in per_call], PER_CALL_TARGET)
+    for col in (C.EAGER, C.FJIT):
+        check(f"first call, {col}", [(r, report.ratio(r, col)) for r in first], FIRST_TARGET)
+    check(
+        "built anew on every call, to the cached call",
+        [(r, report.anew_ratio(r)) for r in anew],
+        ANEW_TARGET,
+    )
+    check(f"per call, {C.FUNC}", [(r, report.ratio(r, C.FUNC)) for r in per_call], FUNC_TARGET)
+    if report.checkpointed:
+        by = {(r["form"], r["program"]): r for r in report.checkpointed}
+        parts, ok = [], True
+        for form in dict.fromkeys(r["form"] for r in report.checkpointed):
+            for plain in ("for_loop", "scan"):
+                mine, base = (
+                    by[(form, f"facade checkpointed_{plain}")],
+                    by[(form, f"facade {plain}")],
+                )
+                ratio = mine["temp_bytes"] / max(1, base["temp_bytes"])
+                ok = ok and ratio <= CHECKPOINT_TARGET
+                parts.append(
+                    f"{form} checkpointed_{plain} {mine['temp_bytes'] / 2**20:.2f} MiB / "
+                    f"{plain} {base['temp_bytes'] / 2**20:.2f} MiB = {ratio:.2f}x"
+                )
+        worst = max(r["rel_diff"] for r in report.checkpointed)
+        equal = worst <= GRAD_EQUAL
+        lines.append(
+            f"  [{'met ' if ok else 'MISS'}] checkpointed loops' temp memory <= "
+            f"{CHECKPOINT_TARGET}x the plain loop's: " + "; ".join(parts)
         )
-    check("functional under jit", [(r, report.ratio(r, C.FUNC)) for r in grad_rows], FUNC_TARGET)
-    if report.memory:
-        a, b = calls
-        for m in report.memory:
-            if m["column"] == C.RAW:
-                continue
-            grow = (m[f"rss@{b}"] - m[f"rss@{a}"]) / 1024
-            half = (m[f"rss@{b}"] - m["rss@half"]) / 1024
-            objs = m[f"objects@{b}"] - m[f"objects@{a}"]
-            # Flat: no Python objects or cache entries accumulate, and RSS does not keep
-            # rising (a one-off allocator step is not a leak; a leak grows in both halves).
-            flat = half < 1.0 and objs < 100 and m[f"cache@{a}"] == m[f"cache@{b}"]
+        lines.append(
+            f"  [{'met ' if equal else 'MISS'}] checkpointed gradients equal the plain loops' "
+            f"and raw JAX's: largest relative difference {worst:.1e} (bound {GRAD_EQUAL:.0e})"
+        )
+    for snapshots, span, what in (
+        (report.memory, calls, "grad"),
+        (report.flat, flat_calls, "eager"),
+    ):
+        for m in snapshots:
+            if m["cache@" + str(span[0])] is None:
+                continue  # raw JAX: the reference, no cache of ours
+            flat, detail = M.is_flat(m, span)
             lines.append(
-                f"  [{'met ' if flat else 'MISS'}] no growth, {m['column']}: from {a} to {b} "
-                f"calls RSS {grow:+.1f} MiB (last {b // 2}: {half:+.1f} MiB), {objs:+d} "
-                f"objects, cache {m[f'cache@{a}']} -> {m[f'cache@{b}']}"
+                f"  [{'met ' if flat else 'MISS'}] no growth, {what} {m['column']}: {detail}"
             )
     return "\n".join(lines)
 
@@ -347,86 +325,144 @@ def main(argv: list[str] | None = None) -> int:
     if unknown:
         parser.error(f"unknown cases {sorted(unknown)}; choose from {ALL_CASES}")
 
+    quick = args.quick
     settings: dict[str, Any] = (
-        dict(min_rounds=3, max_rounds=30, time_budget=0.3, slow_budget=1.0)
-        if args.quick
+        dict(min_rounds=3, max_rounds=30, time_budget=0.2, slow_budget=0.5)
+        if quick
         else dict(min_rounds=15, max_rounds=1000, time_budget=4.0, slow_budget=6.0)
     )
     if args.seconds is not None:
         settings["time_budget"] = args.seconds
-    ns = (10,) if args.quick else (10, 100, 1000)
-    first_n, first_rounds = (10, 1) if args.quick else (1000, 3)
-    calls = (100, 1000) if args.quick else (1000, 10000)
+    ns = (10,) if quick else (10, 100, 1000)
+    first_n, first_rounds = (10, 1) if quick else (1000, 3)
+    first_bptt = L.BPTT_SIZES[0] if quick else L.BPTT_SIZES[1]
+    calls = (100, 1000) if quick else (1000, 10_000)
+    flat_calls = (50, 500) if quick else (1000, 100_000)
+    ckpt_steps, ckpt_width = (256, 64) if quick else (10_000, 64)
+    ckpt_forms = ("accumulated",) if quick else ("stacked", "accumulated")
 
     libraries = {} if args.no_others else O.available()
     info = machine()
     info["optional"] = libraries
-    print("stategrad benchmarks" + (" (quick)" if args.quick else ""))
+    print("stategrad benchmarks" + (" (quick)" if quick else ""))
     print("  " + ", ".join(f"{k}={v}" for k, v in info.items()), flush=True)
 
-    columns = [C.RAW, C.FUNC, C.EAGER, C.FJIT, O.EQX, O.BS_EAGER, O.BS_JIT, O.NNX_JIT]
+    columns = [C.RAW, C.FUNC, C.EAGER, C.FJIT, L.ANEW, O.EQX, O.BS_EAGER, O.BS_JIT, O.NNX_JIT]
     report = Report(columns)
-    grad_rows: list[str] = []
     started = time.perf_counter()
 
-    # The first-call case runs just before the chain with the same N: its last round's
-    # contenders, compiled, then serve that row's steady-state timing (no second compile).
-    first_row = f"first call N={first_n}" if "first" in cases else None
-    first_stats: dict[str, Stats] | None = None
+    def row(name: str, contenders: dict[str, Callable[[], Any]], group: str = "per_call") -> None:
+        run_row(name, contenders, report, settings)
+        report.groups[group].append(name)
 
-    def run_first() -> dict[str, Any]:
-        nonlocal first_stats
+    def first_call_row(name: str, factories: dict[str, Callable[[], Any]]) -> dict[str, Any]:
         t0 = time.perf_counter()
-        first_stats, warm = first_calls(
-            C.first_call_factories(first_n), first_rounds, on_error=_on_error(OURS)
-        )
-        print(
-            f"  {first_row}: {first_rounds} rounds in {time.perf_counter() - t0:.1f}s", flush=True
-        )
+        stats, warm = first_calls(factories, first_rounds, on_error=_on_error(OURS))
+        report.add(name, stats)
+        report.groups["first"].append(name)
+        print(f"  {name}: {first_rounds} rounds in {time.perf_counter() - t0:.1f}s", flush=True)
         return warm
 
+    # The first call of the N-chain runs just before the chain row with the same N: its last
+    # round's contenders, compiled, then serve that row's steady-state timing.
+    chain_first = f"first call N={first_n}"
     if "chain" in cases:
         for n in ns:
-            warm = run_first() if first_row and n == first_n else {}
-            row = f"grad chain N={n}"
+            warm = {}
+            if "first" in cases and n == first_n:
+                warm = first_call_row(chain_first, C.first_call_factories(n))
             params, x = C.chain_data(n)
             contenders = dict(warm) if len(warm) == 4 else C.chain(n)
             contenders.update(
                 O.grad_contenders(C.chain_pure, params, (x,), libraries, report.notes)
             )
-            run_row(row, contenders, report, settings)
-            grad_rows.append(row)
+            row(f"grad chain N={n}", contenders)
             del contenders, warm, params, x
             jax.clear_caches()  # drop what this N compiled: later cases start from the same state
             gc.collect()
-    if first_row and first_stats is None:
-        run_first()
+    elif "first" in cases:
+        first_call_row(chain_first, C.first_call_factories(first_n))
     if "mlp" in cases:
-        row = f"grad MLP {C.MLP_DEPTH}x{C.MLP_WIDTH} b{C.MLP_BATCH}"
         params, x, y = C.mlp_data()
         contenders = C.mlp()
         contenders.update(O.grad_contenders(C.mlp_pure, params, (x, y), libraries, report.notes))
-        run_row(row, contenders, report, settings)
-        grad_rows.append(row)
+        row(f"grad MLP {C.MLP_DEPTH}x{C.MLP_WIDTH} b{C.MLP_BATCH}", contenders)
     if "small" in cases:
-        run_row("vjp+pullback, 1 program", C.vjp_fused(), report, settings)
-        run_row("vjp, then pullback", C.vjp_two_step(), report, settings)
-        run_row("jacrev 8x8", C.jacrev(), report, settings)
-        run_row("hessian 8x8", C.hessian(), report, settings)
-    if first_row is not None and first_stats is not None:
-        report.add(first_row, first_stats)
+        row("vjp+pullback, 1 program", C.vjp_fused())
+        row("vjp, then pullback", C.vjp_two_step())
+        row("jacrev 8x8", C.jacrev())
+        row("hessian 8x8", C.hessian())
+    # Likewise, the first call of BPTT runs just before its steady-state row.
+    bptt_first = "first call BPTT w{} T={}".format(*first_bptt)
+    if "bptt" in cases:
+        for width, steps in L.BPTT_SIZES:
+            warm = {}
+            if "first" in cases and (width, steps) == first_bptt:
+                warm = first_call_row(bptt_first, L.bptt_first_call_factories(width, steps))
+            contenders = dict(warm) if len(warm) == 4 else L.bptt(width, steps)
+            contenders.update(
+                O.brainstate_jit(
+                    lambda bs, w=width, t=steps: L.bptt_grad(bs, w, t, jit=True),
+                    libraries,
+                    report.notes,
+                )
+            )
+            row(f"BPTT w{width} T={steps}", contenders)
+    elif "first" in cases:
+        first_call_row(bptt_first, L.bptt_first_call_factories(*first_bptt))
+    if "batch" in cases and not L.has_vmap():
+        report.notes.append("batch: facade.transform.vmap does not exist; rows skipped")
+    elif "batch" in cases:
+        contenders = L.per_example()
+        contenders.update(
+            O.brainstate_jit(lambda bs: L.per_example_grad(bs, jit=True), libraries, report.notes)
+        )
+        row(f"per-example grads b{L.PEX_BATCH} w{L.PEX_WIDTH}", contenders)
+        contenders = L.vmapped_bptt()
+        contenders.update(
+            O.brainstate_jit(lambda bs: L.vmapped_bptt_grad(bs, jit=True), libraries, report.notes)
+        )
+        row(f"vmapped BPTT b{L.VB_BATCH} w{L.VB_WIDTH} T={L.VB_STEPS}", contenders)
+    if "anew" in cases:
+        params, x = C.chain_data(MEMORY_N)
+        row(f"anew: grad chain N={MEMORY_N}", L.grad_anew(C.chain_pure, params, (x,)), "anew")
+        width, steps = L.BPTT_SIZES[0]
+        row(f"anew: for_loop w{width} T={steps}", L.for_loop_anew(width, steps), "anew")
     if "memory" in cases:
         t0 = time.perf_counter()
-        memory(report, calls)
-        print(f"  memory: done in {time.perf_counter() - t0:.1f}s", flush=True)
+        report.memory = M.grad_calls(calls)
+        print(f"  memory, grad: done in {time.perf_counter() - t0:.1f}s", flush=True)
+    if "checkpointed" in cases:
+        t0 = time.perf_counter()
+        report.checkpointed = M.checkpointed(ckpt_steps, ckpt_width, ckpt_forms)
+        print(f"  memory, checkpointed: done in {time.perf_counter() - t0:.1f}s", flush=True)
+    if "flat" in cases:
+        t0 = time.perf_counter()
+        report.flat = M.transform_calls(flat_calls)
+        print(f"  memory, eager transforms: done in {time.perf_counter() - t0:.1f}s", flush=True)
 
     print()
     print(report.tables())
     if report.memory:
-        print()
-        print(memory_table(report, calls))
+        a, b = calls
+        title = (
+            f"memory: {b} calls of grad, chain N={MEMORY_N} (RSS and peak RSS in MiB; '2nd "
+            f"half': RSS growth over the last {b // 2} calls; live Python objects; lowered "
+            "signatures cached)"
+        )
+        print("\n" + M.calls_table(title, report.memory, calls))
+    if report.flat:
+        a, b = flat_calls
+        title = (
+            f"memory: {b} eager calls of each transform, written inline (a new lambda every "
+            "call) and writing a State (as above; cache: the facade's call sites and their "
+            "signatures)"
+        )
+        print("\n" + M.calls_table(title, report.flat, flat_calls))
+    if report.checkpointed:
+        print("\n" + M.checkpointed_table(report.checkpointed, ckpt_steps, ckpt_width))
     print()
-    print(targets(report, grad_rows, first_row, calls))
+    print(targets(report, calls, flat_calls))
     if report.notes:
         print("\nnotes:")
         for note in report.notes:
@@ -437,7 +473,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.json:
         out = {
             "machine": info,
-            "quick": args.quick,
+            "quick": quick,
             "settings": settings,
             "rows": {
                 row: {
@@ -455,6 +491,8 @@ def main(argv: list[str] | None = None) -> int:
                 for row, stats in report.rows.items()
             },
             "memory": report.memory,
+            "memory_transforms": report.flat,
+            "checkpointed": report.checkpointed,
             "notes": report.notes,
             "total_s": total,
         }
