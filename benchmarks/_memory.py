@@ -113,6 +113,8 @@ def transform_calls(calls: tuple[int, int]) -> list[dict[str, Any]]:
         cases["vmap"] = lambda: T.vmap(lambda v: batched(v), in_states=batch, out_states=batch)(xs)
     out = []
     for name, fn in cases.items():
+        gc.collect()
+        _sites.SITES._sweep()  # sites of dead objects (earlier cases) are not this one's
         before = site_entries()
         out.append(track(name, fn, calls, lambda before=before: site_entries() - before))
     return out
