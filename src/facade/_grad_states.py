@@ -20,18 +20,26 @@ def flatten_grad_states(
     """
     if grad_states is None:
         return (), None
-    leaves, treedef = jax.tree.flatten(grad_states, is_leaf=lambda x: x is None)
-    for leaf in leaves:
-        if not isinstance(leaf, State):
-            raise TypeError(
-                f"{name} must be a State, a sequence or a dict of States; it holds a "
-                f"{type(leaf).__name__}: {leaf!r}"
-            )
-    seen: set[int] = set()
-    for s in leaves:
-        if id(s) in seen:
-            raise ValueError(f"{name} lists {s._describe()} more than once")
-        seen.add(id(s))
+    flat = grad_states.values() if isinstance(grad_states, dict) else grad_states
+    if isinstance(flat, list | tuple | type({}.values())) and all(
+        isinstance(s, State) for s in flat
+    ):
+        # The common case, a flat container of States, without a Python callback per node.
+        leaves, treedef = jax.tree.flatten(grad_states)
+    else:
+        leaves, treedef = jax.tree.flatten(grad_states, is_leaf=lambda x: x is None)
+        for leaf in leaves:
+            if not isinstance(leaf, State):
+                raise TypeError(
+                    f"{name} must be a State, a sequence or a dict of States; it holds a "
+                    f"{type(leaf).__name__}: {leaf!r}"
+                )
+    if len({id(s) for s in leaves}) != len(leaves):
+        seen: set[int] = set()
+        for s in leaves:
+            if id(s) in seen:
+                raise ValueError(f"{name} lists {s._describe()} more than once")
+            seen.add(id(s))
     return tuple(leaves), treedef
 
 

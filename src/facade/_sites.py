@@ -29,32 +29,62 @@ _MAX_DEPTH = 3  # functions captured by functions captured by ... are keyed this
 
 
 class Ident:
-    """An object by identity, held weakly when it can be: a key part that cannot outlive it."""
+    """An object by identity, held weakly: a key part that cannot outlive its object.
 
-    __slots__ = ("ref", "ident")
+    ``Ident(x)`` returns the same Ident while ``x`` lives (they are interned), so keys compare
+    and hash by identity at C speed. An object Python cannot reference weakly (a list, a
+    dict) gets a :class:`Held` instead.
+    """
 
-    def __init__(self, obj: Any):
-        self.ident = id(obj)
+    __slots__ = ("ref", "__weakref__")
+    ref: Callable[[], Any]
+
+    def __new__(cls, obj: Any) -> Any:
+        found = _LIVE.get(id(obj))
+        if found is not None and found.ref() is obj:
+            return found
         try:
-            self.ref: Callable[[], Any] = weakref.ref(obj)
-        except TypeError:  # lists, dicts, ...: held, but only as long as the bounded cache
-            self.ref = functools.partial(_same, obj)
-
-    def __hash__(self) -> int:
-        return self.ident
-
-    def __eq__(self, other: object) -> bool:
-        if not isinstance(other, Ident) or other.ident != self.ident:
-            return False
-        mine = self.ref()
-        return mine is not None and mine is other.ref()
+            ref = weakref.ref(obj, functools.partial(_forget, id(obj)))
+        except TypeError:
+            return Held(obj)
+        made = super().__new__(cls)
+        made.ref = ref
+        _LIVE[id(obj)] = made
+        return made
 
     def alive(self) -> bool:
         return self.ref() is not None
 
 
-def _same(obj: Any) -> Any:
-    return obj
+_LIVE: dict[int, Ident] = {}
+
+
+def _forget(ident: int, ref: Any) -> None:
+    found = _LIVE.get(ident)
+    if found is not None and found.ref is ref:
+        del _LIVE[ident]
+
+
+class Held:
+    """A key part for an object that cannot be referenced weakly: compared by identity and
+    held (only as long as the bounded cache keeps the key)."""
+
+    __slots__ = ("obj",)
+
+    def __init__(self, obj: Any):
+        self.obj = obj
+
+    def __hash__(self) -> int:
+        return id(self.obj)
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Held) and other.obj is self.obj
+
+    def ref(self) -> Any:
+        return self.obj
+
+    def alive(self) -> bool:
+        return True
 
 
 _PLAIN = (type(None), bool, int, float, complex, str, bytes, type(Ellipsis))
@@ -107,7 +137,7 @@ def function_key(fn: Any, depth: int = 0) -> Any:
 
 
 def _parts(key: Any) -> Any:
-    if isinstance(key, Ident):
+    if isinstance(key, Ident | Held):
         yield key
     elif isinstance(key, tuple):
         for part in key:

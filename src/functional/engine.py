@@ -51,16 +51,26 @@ def check_bool(value: Any, name: str) -> None:
 def check_transform_params(transform: Any, params: dict[str, Any]) -> None:
     """Fail when a transform is built, not deep inside a call, if it rejects ``params``."""
     try:
+        error = _transform_params_error(transform, tuple(sorted(params)))
+    except TypeError:  # an unhashable transform: check afresh
+        error = _transform_params_error.__wrapped__(transform, tuple(sorted(params)))
+    if error is not None:
+        raise TypeError(error)
+
+
+@functools.lru_cache(maxsize=256)
+def _transform_params_error(transform: Any, names: tuple[str, ...]) -> str | None:
+    """The error for a transform given these parameter names, or None (only names matter)."""
+    try:
         signature = inspect.signature(transform)
     except (TypeError, ValueError):  # builtins and C callables: nothing to check against
-        return
+        return None
     try:
-        signature.bind(lambda: None, argnums=0, has_aux=True, **params)
+        signature.bind(lambda: None, argnums=0, has_aux=True, **dict.fromkeys(names))
     except TypeError as err:
         name = getattr(transform, "__name__", repr(transform))
-        raise TypeError(
-            f"transform_params {sorted(params)} are not accepted by transform {name!r}: {err}"
-        ) from None
+        return f"transform_params {list(names)} are not accepted by transform {name!r}: {err}"
+    return None
 
 
 def nests_output_first(transform: Any) -> bool:
