@@ -289,17 +289,14 @@ def test_vmap_new_states_gives_created_states_the_batch_axis():
     assert isinstance(p.value, jax.Array)
     assert_no_tracer(p, shared)
 
-    cell = Cell()
-
-    def init():
-        facade.nn.init_all_states(cell, 2)
-
-    T.vmap_new_states(init, in_axes=(), axis_size=5)()
+    cell = facade.nn.vmap_init_all_states(Cell(), 2, axis_size=5)
     assert cell.h.value.shape == (5, 2, 3)
     assert not np.allclose(cell.h.value[0], cell.h.value[1])
     assert_no_tracer(cell.h)
     with pytest.raises(ValueError, match="in_states"):
         T.vmap_new_states(build, in_states=cell.h)
+    with pytest.raises(ValueError, match="axis_size must be a positive int"):
+        facade.nn.vmap_init_all_states(cell)
     with pytest.raises(T.BatchAxisError, match="LongTermState 'late'"):
 
         def bad(x):

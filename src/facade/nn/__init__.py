@@ -75,6 +75,7 @@ from ._module import Module
 from ._normalization import BatchNorm0d, BatchNorm1d, BatchNorm2d, LayerNorm, RMSNorm
 from ._rnn import GRUCell, LSTMCell, RNNCell, ValinaRNNCell
 from ._sequential import Sequential
+from ._vmap_init import vmap_init_all_states
 
 __all__ = [
     "CELU",
@@ -146,4 +147,5 @@ __all__ = [
     "standardize",
     "swish",
     "tanh",
+    "vmap_init_all_states",
 ]
