@@ -33,6 +33,14 @@ EXPECTED = {
     "recurrent_states.py": ["hidden state after the last step: (32, 16)"],
     "hessian_jacobians.py": ["Hessian-vector products match the full Hessian"],
     "data_parallel.py": ["data-parallel training matches one device"],
+    "per_example_gradients.py": [
+        "per-example gradients match jax.vmap(jax.grad)",
+        "training accuracy after 40 DP-SGD steps",
+    ],
+    "batched_simulations.py": [
+        "the vmapped for_loop matches the explicit jax.vmap(jax.lax.scan)",
+        "Figure saved to",
+    ],
     "snn_bptt.py": [
         "BPTT gradient through for_loop matches jax.grad of lax.scan",
         "Figure saved to",
