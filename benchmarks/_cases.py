@@ -21,6 +21,7 @@ RAW = "raw JAX"
 FUNC = "functional jit"
 EAGER = "facade eager"
 FJIT = "facade jit"
+AA = "raw JAX A/A"  # a second jax.jit of the same function: the noise floor of a ratio
 
 Contenders = dict[str, Callable[[], Any]]
 
@@ -87,11 +88,12 @@ def facade_grad(
 
 def _grad_contenders(pure: Callable[..., Any], params: dict[str, Any], args: tuple) -> Contenders:
     """raw / functional / facade eager / facade jit for ``grad`` of ``pure(params, *args)``."""
-    raw = jax.jit(jax.grad(pure))
+    raw, again = jax.jit(jax.grad(pure)), jax.jit(jax.grad(pure))
     func = jax.jit(F.grad(pure))
     eager, jitted, _ = facade_grad(pure, params)
     return {
         RAW: lambda: raw(params, *args),
+        AA: lambda: again(params, *args),
         FUNC: lambda: func(params, *args),
         EAGER: lambda: eager(*args),
         FJIT: lambda: jitted(*args),

@@ -6,6 +6,8 @@ Usage:
     python benchmarks/profile_overhead.py split --n 1000        # per-call cost, piece by piece
     python benchmarks/profile_overhead.py first --n 1000        # cProfile of the first call
     python benchmarks/profile_overhead.py vjp                   # eager vjp + pullback
+    python benchmarks/profile_overhead.py anew                  # grad / for_loop built anew
+    python benchmarks/profile_overhead.py loop                  # eager BPTT grad, for_loop
 
 The ``split`` mode times, for the same compiled program, raw JAX's dispatch of the same number
 of arrays and each step the facade adds (building the call signature, reading the states,
@@ -30,6 +32,7 @@ os.environ.setdefault("JAX_PLATFORMS", "cpu")
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 import _cases as C  # noqa: E402
+import _loop_cases as L  # noqa: E402
 import jax  # noqa: E402
 
 
@@ -130,7 +133,7 @@ def split(n: int, mlp: bool, seconds: float) -> None:
 
 def main() -> None:
     parser = argparse.ArgumentParser()
-    parser.add_argument("mode", choices=["percall", "split", "first", "vjp"])
+    parser.add_argument("mode", choices=["percall", "split", "first", "vjp", "anew", "loop"])
     parser.add_argument("--n", type=int, default=1000)
     parser.add_argument("--mlp", action="store_true")
     parser.add_argument("--jit", action="store_true", help="profile jit(grad) instead of eager")
@@ -156,6 +159,26 @@ def main() -> None:
             prof.disable()
             print(f"==== {name}: first call {time.perf_counter() - t0:.2f}s", flush=True)
             pstats.Stats(prof).sort_stats("cumulative").print_stats(a.top)
+    elif a.mode in ("anew", "loop"):
+        params, x = C.chain_data(10)
+        width, steps = L.BPTT_SIZES[0]
+        if a.mode == "anew":
+            cases = {
+                "grad chain N=10": L.grad_anew(C.chain_pure, params, (x,)),
+                f"for_loop w{width} T={steps}": L.for_loop_anew(width, steps),
+            }
+            profiled = L.ANEW
+        else:
+            cases = {
+                f"BPTT w{width} T={steps}": L.bptt(width, steps),
+                f"for_loop w{width} T={steps}": L.for_loop_anew(width, steps),
+            }
+            profiled = C.EAGER
+        for label, contenders in cases.items():
+            for name, fn in contenders.items():
+                print(f"{label:<22}{name:<16}{per_call(fn, a.calls) * 1e6:10.1f} us", flush=True)
+            print(f"==== {label}: {profiled}", flush=True)
+            profile(contenders[profiled], a.calls, a.top)
     else:
         contenders = C.vjp_two_step()
         for name, fn in contenders.items():

@@ -212,7 +212,7 @@ def validate(row: str, contenders: dict[str, Callable[[], Any]], report: Report)
             report.notes.append(f"{row} / {name}: result differs from raw JAX")
 
 
-OURS = {C.RAW, C.FUNC, C.EAGER, C.FJIT, L.ANEW}
+OURS = {C.RAW, C.AA, C.FUNC, C.EAGER, C.FJIT, L.ANEW}
 
 
 def run_row(
@@ -261,6 +261,10 @@ def targets(report: Report, calls: tuple[int, int], flat_calls: tuple[int, int])
         lines.append(f"  [{status}] {label} <= {bound}x: {detail}")
 
     per_call, first, anew = (report.groups[g] for g in ("per_call", "first", "anew"))
+    noise = [(r, report.ratio(r, C.AA)) for r in per_call if not math.isnan(report.ratio(r, C.AA))]
+    if noise:
+        detail = ", ".join(f"{r} {v:.2f}x" for r, v in noise)
+        lines.append(f"  [info] A/A, raw JAX against itself (the noise floor): {detail}")
     for col in (C.EAGER, C.FJIT):
         check(f"per call, {col}", [(r, report.ratio(r, col)) for r in per_call], PER_CALL_TARGET)
     for col in (C.EAGER, C.FJIT):
@@ -310,6 +314,29 @@ def targets(report: Report, calls: tuple[int, int], flat_calls: tuple[int, int])
     return "\n".join(lines)
 
 
+DOC_START, DOC_END = "<!-- results: start -->", "<!-- results: end -->"
+
+
+def update_doc(path: str, info: dict[str, Any], total: float, summary: str) -> None:
+    """Put this run's conditions and printed tables between the page's result markers."""
+    with open(path) as f:
+        page = f.read()
+    head, rest = page.split(DOC_START, 1)
+    _, tail = rest.split(DOC_END, 1)
+    load = info["load_average"]
+    load_now = os.getloadavg() if hasattr(os, "getloadavg") else None
+    optional = ", ".join(f"{k} {v}" for k, v in info["optional"].items()) or "none"
+    conditions = (
+        f"Run of {info['date']} on {info['cpu']} ({info['cores']} cores, {info['backend']} "
+        f"backend); load average {load[0]:.1f} at the start"
+        + (f", {load_now[0]:.1f} at the end" if load_now else "")
+        + f". Python {info['python']}, jax {info['jax']}, stategrad {info['stategrad']}; "
+        f"optional libraries: {optional}. The run took {total:.0f} s."
+    )
+    with open(path, "w") as f:
+        f.write(f"{head}{DOC_START}\n\n{conditions}\n\n```text\n{summary}\n```\n\n{DOC_END}{tail}")
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="few rounds, small N (smoke run)")
@@ -319,6 +346,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--cases", default=",".join(ALL_CASES), help="subset of " + str(ALL_CASES))
     parser.add_argument("--no-others", action="store_true", help="skip equinox/brainstate/flax")
     parser.add_argument("--json", default=None, help="also write the results to this file")
+    parser.add_argument(
+        "--doc",
+        default=None,
+        help="replace the results section of this page (docs/performance.md) with this run's",
+    )
     args = parser.parse_args(argv)
     cases = set(args.cases.split(","))
     unknown = cases - set(ALL_CASES)
@@ -335,7 +367,8 @@ def main(argv: list[str] | None = None) -> int:
         settings["time_budget"] = args.seconds
     ns = (10,) if quick else (10, 100, 1000)
     first_n, first_rounds = (10, 1) if quick else (1000, 3)
-    first_bptt = L.BPTT_SIZES[0] if quick else L.BPTT_SIZES[1]
+    bptt_sizes = L.BPTT_SIZES[:1] if quick else L.BPTT_SIZES
+    first_bptt = bptt_sizes[-1]
     calls = (100, 1000) if quick else (1000, 10_000)
     flat_calls = (50, 500) if quick else (1000, 100_000)
     ckpt_steps, ckpt_width = (256, 64) if quick else (10_000, 64)
@@ -347,7 +380,7 @@ def main(argv: list[str] | None = None) -> int:
     print("stategrad benchmarks" + (" (quick)" if quick else ""))
     print("  " + ", ".join(f"{k}={v}" for k, v in info.items()), flush=True)
 
-    columns = [C.RAW, C.FUNC, C.EAGER, C.FJIT, L.ANEW, O.EQX, O.BS_EAGER, O.BS_JIT, O.NNX_JIT]
+    columns = [C.RAW, C.AA, C.FUNC, C.EAGER, C.FJIT, L.ANEW, O.EQX, O.BS_EAGER, O.BS_JIT, O.NNX_JIT]
     report = Report(columns)
     started = time.perf_counter()
 
@@ -372,7 +405,9 @@ def main(argv: list[str] | None = None) -> int:
             if "first" in cases and n == first_n:
                 warm = first_call_row(chain_first, C.first_call_factories(n))
             params, x = C.chain_data(n)
-            contenders = dict(warm) if len(warm) == 4 else C.chain(n)
+            contenders = C.chain(n)
+            if len(warm) == 4:  # the compiled first-call contenders replace their fresh twins
+                contenders.update(warm)
             contenders.update(
                 O.grad_contenders(C.chain_pure, params, (x,), libraries, report.notes)
             )
@@ -395,11 +430,13 @@ def main(argv: list[str] | None = None) -> int:
     # Likewise, the first call of BPTT runs just before its steady-state row.
     bptt_first = "first call BPTT w{} T={}".format(*first_bptt)
     if "bptt" in cases:
-        for width, steps in L.BPTT_SIZES:
+        for width, steps in bptt_sizes:
             warm = {}
             if "first" in cases and (width, steps) == first_bptt:
                 warm = first_call_row(bptt_first, L.bptt_first_call_factories(width, steps))
-            contenders = dict(warm) if len(warm) == 4 else L.bptt(width, steps)
+            contenders = L.bptt(width, steps)
+            if len(warm) == 4:
+                contenders.update(warm)
             contenders.update(
                 O.brainstate_jit(
                     lambda bs, w=width, t=steps: L.bptt_grad(bs, w, t, jit=True),
@@ -441,34 +478,32 @@ def main(argv: list[str] | None = None) -> int:
         report.flat = M.transform_calls(flat_calls)
         print(f"  memory, eager transforms: done in {time.perf_counter() - t0:.1f}s", flush=True)
 
-    print()
-    print(report.tables())
+    sections = [report.tables()]
     if report.memory:
-        a, b = calls
         title = (
-            f"memory: {b} calls of grad, chain N={MEMORY_N} (RSS and peak RSS in MiB; '2nd "
-            f"half': RSS growth over the last {b // 2} calls; live Python objects; lowered "
-            "signatures cached)"
+            f"memory: {calls[1]} calls of grad, chain N={MEMORY_N} (RSS and peak RSS in MiB; "
+            f"'2nd half': RSS growth over the last {calls[1] // 2} calls; live Python objects; "
+            "lowered signatures cached)"
         )
-        print("\n" + M.calls_table(title, report.memory, calls))
+        sections.append(M.calls_table(title, report.memory, calls))
     if report.flat:
-        a, b = flat_calls
         title = (
-            f"memory: {b} eager calls of each transform, written inline (a new lambda every "
-            "call) and writing a State (as above; cache: the facade's call sites and their "
-            "signatures)"
+            f"memory: {flat_calls[1]} eager calls of each transform, written inline (a new "
+            "lambda every call) and writing a State (as above; cache: the facade's call sites "
+            "and their signatures)"
         )
-        print("\n" + M.calls_table(title, report.flat, flat_calls))
+        sections.append(M.calls_table(title, report.flat, flat_calls))
     if report.checkpointed:
-        print("\n" + M.checkpointed_table(report.checkpointed, ckpt_steps, ckpt_width))
-    print()
-    print(targets(report, calls, flat_calls))
+        sections.append(M.checkpointed_table(report.checkpointed, ckpt_steps, ckpt_width))
+    sections.append(targets(report, calls, flat_calls))
     if report.notes:
-        print("\nnotes:")
-        for note in report.notes:
-            print("  - " + note)
+        sections.append("notes:\n" + "\n".join("  - " + note for note in report.notes))
     total = time.perf_counter() - started
+    summary = "\n\n".join(sections)
+    print("\n" + summary)
     print(f"\ntotal benchmark time {total:.0f}s")
+    if args.doc:
+        update_doc(args.doc, info, total, summary)
 
     if args.json:
         out = {

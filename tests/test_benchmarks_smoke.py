@@ -20,7 +20,6 @@ ROWS = [
     "jacrev 8x8",
     "hessian 8x8",
     "BPTT w32 T=100",
-    "BPTT w64 T=1000",
     "first call N=10",
     "first call BPTT w32 T=100",
     "anew: grad chain N=10",
