@@ -7,6 +7,7 @@ out and are written back.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -14,7 +15,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from . import _eager, _sites
+from . import _eager
 from ._bridge import (
     Carry,
     Discovery,
@@ -91,8 +92,24 @@ def _traced(
     return run
 
 
-def _key(kind: str, branches: Sequence[Any], *options: Any) -> Any:
-    return (kind, tuple(_sites.function_key(b) for b in branches), options)
+def _eager_branches(
+    key: Any, make: Callable[..., Any], branches: Sequence[Any], args: tuple[Any, ...]
+) -> Any:
+    """Call the site built by ``make(*branches)``; the branches are keyed (and their closed-
+    over arrays passed as arguments) by ``_eager``."""
+    return _eager.call(key, make(*branches), args, lifted=_eager.Lifted(branches, make))
+
+
+def _with_pred(run: Callable[..., Any], pred: Any, *ops: Any) -> Any:
+    return run((jnp.asarray(pred) != 0).astype(jnp.int32), *ops)
+
+
+def _with_conditions(run: Callable[..., Any], runtime_check: bool, flags: Any, *ops: Any) -> Any:
+    flags = jnp.stack([jnp.asarray(c).astype(bool) for c in flags])
+    if runtime_check:
+        jax.debug.callback(_exactly_one, flags)
+    index = jnp.where(jnp.any(flags), jnp.argmax(flags), len(flags) - 1)
+    return run(index, *ops)
 
 
 def cond(
@@ -124,12 +141,12 @@ def cond(
     where = "cond"
     true_fun, false_fun = _check_branches((true_fun, false_fun), where, 2)
     _scalar(pred, f"{where}: pred")
-    run = _traced((false_fun, true_fun), ("false_fun", "true_fun"), where)
 
-    def with_pred(pred: Any, *ops: Any) -> Any:
-        return run((jnp.asarray(pred) != 0).astype(jnp.int32), *ops)
+    def make(false_fun: Any, true_fun: Any) -> Any:
+        run = _traced((false_fun, true_fun), ("false_fun", "true_fun"), where)
+        return functools.partial(_with_pred, run)
 
-    return _eager.call(_key(where, (false_fun, true_fun)), with_pred, (pred, *operands))
+    return _eager_branches((where,), make, (false_fun, true_fun), (pred, *operands))
 
 
 def switch(index: Any, branches: Sequence[Callable[..., Any]], *operands: Any) -> Any:
@@ -153,8 +170,11 @@ def switch(index: Any, branches: Sequence[Callable[..., Any]], *operands: Any) -
     if isinstance(index, bool) or not jnp.issubdtype(dtype, jnp.integer):
         raise TypeError(f"{where}: index must be an integer, got {type(index).__name__} {dtype}")
     names = [f"branches[{i}]" for i in range(len(branches))]
-    run = _traced(branches, names, where)
-    return _eager.call(_key(where, branches), run, (index, *operands))
+
+    def make(*branches: Any) -> Any:
+        return _traced(branches, names, where)
+
+    return _eager_branches((where, len(branches)), make, branches, (index, *operands))
 
 
 def _exactly_one(flags: Any) -> None:
@@ -206,18 +226,13 @@ def ifelse(
     if check_cond and concrete:
         _exactly_one([bool(c) for c in conditions])
     names = [f"branches[{i}]" for i in range(len(branches))]
-    run = _traced(branches, names, where)
     runtime_check = check_cond and not concrete
 
-    def with_conditions(flags: Any, *ops: Any) -> Any:
-        flags = jnp.stack([jnp.asarray(c).astype(bool) for c in flags])
-        if runtime_check:
-            jax.debug.callback(_exactly_one, flags)
-        index = jnp.where(jnp.any(flags), jnp.argmax(flags), len(branches) - 1)
-        return run(index, *ops)
+    def make(*branches: Any) -> Any:
+        return functools.partial(_with_conditions, _traced(branches, names, where), runtime_check)
 
-    key = _key(where, branches, runtime_check)
-    return _eager.call(key, with_conditions, (list(conditions), *operands))
+    key = (where, len(branches), runtime_check)
+    return _eager_branches(key, make, branches, (list(conditions), *operands))
 
 
 __all__ = ["cond", "ifelse", "switch"]

@@ -4,16 +4,89 @@ A loop or branch called outside any facade trace is itself a stateful function o
 operands; it is compiled through a :class:`~facade._lowering.Lowering` found again through the
 site cache, so calling the same ``for_loop(step, xs)`` site again (even with a new lambda over
 the same objects) reuses its program. Inside a facade trace it is simply traced in place.
+
+The user's functions of a site can be *lifted* (``Lifted``): arrays their closures hold become
+arguments of the compiled program instead of constants baked into it, and the site is keyed by
+their shapes and dtypes. So the common
+
+    def run(inputs):
+        return for_loop(lambda i: model(inputs[i]), indices)
+
+compiles once, not on every call with new ``inputs``.
 """
 
 from __future__ import annotations
 
+import dis
+import functools
+import types
 from collections.abc import Callable, Sequence
 from typing import Any
+
+import jax
+import numpy as np
 
 from . import _sites
 from ._lowering import Lowering, call_program
 from ._state import active_frames
+
+
+class Lifted:
+    """The user functions of a call site and how to build its ``run`` from them.
+
+    Args:
+        fns: the user's functions (a loop body, branches, ...).
+        make_run: ``make_run(*fns)`` returns the site's ``run`` for those functions.
+    """
+
+    __slots__ = ("fns", "make_run")
+
+    def __init__(self, fns: Sequence[Callable[..., Any]], make_run: Callable[..., Any]):
+        self.fns, self.make_run = tuple(fns), make_run
+
+
+@functools.lru_cache(maxsize=1024)
+def _rebound_names(code: types.CodeType) -> frozenset[str]:
+    """Free variables ``code`` assigns (``nonlocal``): their cells must stay the user's own."""
+    return frozenset(
+        ins.argval
+        for ins in dis.get_instructions(code)
+        if ins.opname in ("STORE_DEREF", "DELETE_DEREF")
+    )
+
+
+def _lift(fn: Any) -> tuple[Any, list[Any], Callable[[Sequence[Any]], Any]]:
+    """``(key, arrays, rebuild)``: ``fn``'s site key with its closure's arrays keyed by shape
+    and dtype, those arrays, and ``rebuild(values)``, ``fn`` with them replaced by ``values``."""
+    if not isinstance(fn, types.FunctionType) or not fn.__closure__:
+        return _sites.function_key(fn), [], lambda values: fn
+    rebound = _rebound_names(fn.__code__)
+    where: list[int] = []
+    arrays: list[Any] = []
+    for i, (name, cell) in enumerate(zip(fn.__code__.co_freevars, fn.__closure__, strict=True)):
+        try:
+            x = cell.cell_contents
+        except ValueError:
+            continue
+        if isinstance(x, jax.Array | np.ndarray) and name not in rebound:
+            where.append(i)
+            arrays.append(x)
+    if not arrays:
+        return _sites.function_key(fn), [], lambda values: fn
+    key = _sites.function_key(fn, lifted=set(where))
+
+    def rebuild(values: Sequence[Any]) -> Any:
+        closure = list(fn.__closure__ or ())
+        for i, v in zip(where, values, strict=True):
+            closure[i] = types.CellType(v)
+        g = types.FunctionType(
+            fn.__code__, fn.__globals__, fn.__name__, fn.__defaults__, tuple(closure)
+        )
+        g.__kwdefaults__ = fn.__kwdefaults__
+        g.__qualname__ = fn.__qualname__
+        return g
+
+    return key, arrays, rebuild
 
 
 def call(
@@ -22,17 +95,39 @@ def call(
     args: tuple[Any, ...],
     kwargs: dict[str, Any] | None = None,
     static_argnums: Sequence[int] = (),
+    lifted: Lifted | None = None,
 ) -> Any:
     """``run(*args, **kwargs)``: traced in place inside a facade trace, else compiled.
 
-    ``key`` identifies the call site (see ``_sites``): the transform, the user's functions
-    and the options that ``run`` closes over.
+    ``key`` identifies the call site (see ``_sites``): the transform and the options that
+    ``run`` closes over; with ``lifted``, the user's functions are keyed (and their closed-over
+    arrays passed) here, and must not be part of ``key``.
     """
     kwargs = kwargs or {}
     if active_frames():
         return run(*args, **kwargs)
+    if lifted is None:
+        lowering = _sites.SITES.get(
+            (key, tuple(static_argnums)),
+            lambda: Lowering(call_program(), static_argnums=static_argnums),
+        )
+        return lowering(run, args, kwargs)
+    parts = [_lift(f) for f in lifted.fns]
+    site = (key, tuple(k for k, _, _ in parts), tuple(static_argnums))
+    if not any(arrays for _, arrays, _ in parts):
+        lowering = _sites.SITES.get(
+            site, lambda: Lowering(call_program(), static_argnums=static_argnums)
+        )
+        return lowering(run, args, kwargs)
+    make_run = lifted.make_run
+
+    def lifted_run(closed: Sequence[Sequence[Any]], *a: Any, **kw: Any) -> Any:
+        fns = [rebuild(values) for (_, _, rebuild), values in zip(parts, closed, strict=True)]
+        return make_run(*fns)(*a, **kw)
+
+    shifted = tuple(1 + i if i >= 0 else i for i in static_argnums)
     lowering = _sites.SITES.get(
-        (key, tuple(static_argnums)),
-        lambda: Lowering(call_program(), static_argnums=static_argnums),
+        (*site, "lifted"), lambda: Lowering(call_program(), static_argnums=shifted)
     )
-    return lowering(run, args, kwargs)
+    closed = tuple(tuple(arrays) for _, arrays, _ in parts)
+    return lowering(lifted_run, (closed, *args), kwargs)

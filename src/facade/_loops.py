@@ -296,10 +296,16 @@ def checkpointed_scan_of(
 # --- public loops ------------------------------------------------------------------------
 
 
-def _loop_key(kind: str, f: Any, *options: Any) -> Any:
-    from ._sites import function_key, value_key
+def _site(kind: str, *options: Any) -> Any:
+    """The site key of a loop without its functions (``_eager`` keys those): typed options,
+    so that ``unroll=True`` and ``unroll=1`` differ."""
+    from ._sites import value_key
 
-    return (kind, function_key(f), *(value_key(o) for o in options))
+    return (kind, *(value_key(o) for o in options))
+
+
+def _eager_loop(key: Any, make: Callable[..., Any], fns: tuple[Any, ...], args: Any) -> Any:
+    return _eager.call(key, make(*fns), args, lifted=_eager.Lifted(fns, make))
 
 
 def for_loop(
@@ -350,9 +356,11 @@ def for_loop(
     _check_int(length, "length", where, 0)
     _check_unroll(unroll, where)
     bar = as_progress_bar(pbar)
-    run = functools.partial(_for_loop_traced, f, length, reverse, unroll, bar, None, where)
-    key = _loop_key(where, f, length, reverse, unroll, _bar_key(bar))
-    return _eager.call(key, run, xs)
+
+    def make(f: Any) -> Any:
+        return functools.partial(_for_loop_traced, f, length, reverse, unroll, bar, None, where)
+
+    return _eager_loop(_site(where, length, reverse, unroll, _bar_key(bar)), make, (f,), xs)
 
 
 def scan(
@@ -383,9 +391,12 @@ def scan(
     _check_int(length, "length", where, 0)
     _check_unroll(unroll, where)
     bar = as_progress_bar(pbar)
-    run = functools.partial(_scan_call_traced, f, length, reverse, unroll, bar, None, where)
-    key = _loop_key(where, f, length, reverse, unroll, _bar_key(bar))
-    return _eager.call(key, run, (init, xs))  # type: ignore[no-any-return]
+
+    def make(f: Any) -> Any:
+        return functools.partial(_scan_call_traced, f, length, reverse, unroll, bar, None, where)
+
+    key = _site(where, length, reverse, unroll, _bar_key(bar))
+    return _eager_loop(key, make, (f,), (init, xs))  # type: ignore[no-any-return]
 
 
 def checkpointed_for_loop(
@@ -412,9 +423,11 @@ def checkpointed_for_loop(
     _check_int(length, "length", where, 0)
     _check_int(base, "base", where, 2)
     bar = as_progress_bar(pbar)
-    run = functools.partial(_for_loop_traced, f, length, False, 1, bar, base, where)
-    key = _loop_key(where, f, length, base, _bar_key(bar))
-    return _eager.call(key, run, xs)
+
+    def make(f: Any) -> Any:
+        return functools.partial(_for_loop_traced, f, length, False, 1, bar, base, where)
+
+    return _eager_loop(_site(where, length, base, _bar_key(bar)), make, (f,), xs)
 
 
 def checkpointed_scan(
@@ -437,9 +450,12 @@ def checkpointed_scan(
     _check_int(length, "length", where, 0)
     _check_int(base, "base", where, 2)
     bar = as_progress_bar(pbar)
-    run = functools.partial(_scan_call_traced, f, length, False, 1, bar, base, where)
-    key = _loop_key(where, f, length, base, _bar_key(bar))
-    return _eager.call(key, run, (init, xs))  # type: ignore[no-any-return]
+
+    def make(f: Any) -> Any:
+        return functools.partial(_scan_call_traced, f, length, False, 1, bar, base, where)
+
+    key = _site(where, length, base, _bar_key(bar))
+    return _eager_loop(key, make, (f,), (init, xs))  # type: ignore[no-any-return]
 
 
 # --- while loops -------------------------------------------------------------------------
@@ -524,9 +540,11 @@ def while_loop(
     where = "while_loop"
     _check_callable(cond_fun, "cond_fun", where)
     _check_callable(body_fun, "body_fun", where)
-    run = functools.partial(_while_traced, cond_fun, body_fun, where)
-    key = (*_loop_key(where, cond_fun), *_loop_key(where, body_fun))
-    return _eager.call(key, run, (init_val,))
+
+    def make(cond_fun: Any, body_fun: Any) -> Any:
+        return functools.partial(_while_traced, cond_fun, body_fun, where)
+
+    return _eager_loop(_site(where), make, (cond_fun, body_fun), (init_val,))
 
 
 def _bounded_traced(cond_fun: Any, body_fun: Any, max_steps: int, base: int, init_val: Any) -> Any:
@@ -588,9 +606,11 @@ def bounded_while_loop(
     if max_steps is None:
         raise TypeError(f"{where}: max_steps must be an int, got None")
     _check_int(base, "base", where, 2)
-    run = functools.partial(_bounded_traced, cond_fun, body_fun, max_steps, base)
-    key = (*_loop_key(where, cond_fun, max_steps, base), *_loop_key(where, body_fun))
-    return _eager.call(key, run, (init_val,))
+
+    def make(cond_fun: Any, body_fun: Any) -> Any:
+        return functools.partial(_bounded_traced, cond_fun, body_fun, max_steps, base)
+
+    return _eager_loop(_site(where, max_steps, base), make, (cond_fun, body_fun), (init_val,))
 
 
 __all__ = [

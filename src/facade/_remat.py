@@ -63,17 +63,14 @@ class _Checkpointed:
         functools.update_wrapper(self, fun, updated=())
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
-        run = functools.partial(
-            _checkpoint_traced, self.fun, self.prevent_cse, self.policy, self.static_argnums
-        )
-        key = (
-            "checkpoint",
-            _sites.function_key(self.fun),
-            self.prevent_cse,
-            _sites.value_key(self.policy),
-            self.static_argnums,
-        )
-        return _eager.call(key, run, args, kwargs, self.static_argnums)
+        options = (self.prevent_cse, self.policy, self.static_argnums)
+
+        def make(fun: Callable[..., Any]) -> Any:
+            return functools.partial(_checkpoint_traced, fun, *options)
+
+        key = ("checkpoint", self.prevent_cse, _sites.value_key(self.policy), self.static_argnums)
+        lifted = _eager.Lifted((self.fun,), make)
+        return _eager.call(key, make(self.fun), args, kwargs, self.static_argnums, lifted)
 
 
 def checkpoint(

@@ -22,6 +22,8 @@ from collections import OrderedDict
 from collections.abc import Callable
 from typing import Any, TypeVar
 
+import numpy as np
+
 L = TypeVar("L")
 
 MAX_SITES = 256
@@ -101,11 +103,13 @@ def value_key(x: Any, depth: int = 0) -> Any:
     return Ident(x)
 
 
-def function_key(fn: Any, depth: int = 0) -> Any:
+def function_key(fn: Any, depth: int = 0, lifted: set[int] | frozenset[int] = frozenset()) -> Any:
     """A key equal for two function objects that trace the same way.
 
     Two closures made by the same ``def`` or ``lambda`` over the same objects get the same key;
-    a closure over another object (another model, another array) gets another one.
+    a closure over another object (another model, another array) gets another one. The closure
+    cells at the positions in ``lifted`` hold arrays that the call passes as arguments
+    (``_eager``): they are keyed by shape and dtype only.
     """
     if depth > _MAX_DEPTH:
         return Ident(fn)
@@ -119,12 +123,17 @@ def function_key(fn: Any, depth: int = 0) -> Any:
     if isinstance(fn, types.MethodType):
         return ("method", function_key(fn.__func__, depth), Ident(fn.__self__))
     if isinstance(fn, types.FunctionType):
-        cells = []
-        for cell in fn.__closure__ or ():
+        cells: list[Any] = []
+        for i, cell in enumerate(fn.__closure__ or ()):
             try:
-                cells.append(value_key(cell.cell_contents, depth))
+                x = cell.cell_contents
             except ValueError:  # an empty cell (a name assigned later in the outer function)
                 cells.append("<empty>")
+                continue
+            if i in lifted:
+                cells.append(("lifted", np.shape(x), str(x.dtype)))
+            else:
+                cells.append(value_key(x, depth))
         return (
             "function",
             fn.__code__,

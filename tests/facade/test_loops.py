@@ -201,6 +201,50 @@ def test_eager_site_is_compiled_once_even_with_a_new_lambda():
     assert int(m.steps.value) == 7 * len(XS)
 
 
+def test_arrays_closed_over_by_an_inline_body_are_inputs_not_constants():
+    """``for_loop(lambda i: step(inputs[i]), ...)`` in a function called with new ``inputs``
+    compiles once: the closure's arrays are arguments of the program."""
+    m = RNN()
+    traces = []
+
+    def step(x):
+        traces.append(1)
+        return m.step(x)
+
+    def run(inputs):
+        return T.for_loop(lambda i: step(inputs[i]), jnp.arange(len(inputs)))
+
+    h = jnp.zeros(2)
+    for k in range(4):
+        inputs = XS * k
+        ys = run(inputs)
+        h, raw_ys = raw_rnn(W0, h, inputs)
+        assert_same(ys, raw_ys)
+        if k == 0:
+            first = len(traces)
+    assert len(traces) == first
+    assert_same(m.h.value, h)
+
+    # a branch closing over an array, and a body that rebinds a closed-over name (not lifted)
+    def pick(k, offset):
+        return T.cond(k > 0, lambda: offset + 1, lambda: offset - 1)
+
+    for k in range(3):
+        offset = jnp.full(2, float(k))
+        assert_same(pick(k, offset), offset + (1 if k else -1))
+
+    def counting():
+        calls = jnp.zeros(())
+
+        def body(x):
+            nonlocal calls
+            return x + calls
+
+        return T.for_loop(body, jnp.arange(3.0))
+
+    assert_same(counting(), jnp.arange(3.0))
+
+
 def test_a_state_created_in_the_body_leaves_no_tracer():
     made = []
 
