@@ -24,10 +24,11 @@ from ._loops import (
     scan,
     while_loop,
 )
-from ._mapping import BatchAxisError, map, unvmap, vmap, vmap2, vmap_new_states
+from ._mapping import BatchAxisError
 from ._progress import ProgressBar
 from ._remat import checkpoint, remat
 from ._sharding import shard_map
+from ._vmap import map, unvmap, vmap, vmap2, vmap_new_states
 
 __all__ = [
     "BatchAxisError",
