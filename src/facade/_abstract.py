@@ -8,7 +8,22 @@ from typing import Any
 import jax
 
 from ._bridge import Signature, fresh_jax_traces
-from ._state import ARRAY_TYPES, State, abstract, frame, peek
+from ._state import ARRAY_TYPES, State, abstract, frame, is_abstract, peek
+
+
+class _StandIns(dict):  # type: ignore[type-arg]
+    """A frame's values in which a State holding only shapes (an abstract model from an earlier
+    ``eval_shape``) reads as zeros of those shapes: values do not matter here, shapes do."""
+
+    def __contains__(self, state: object) -> bool:
+        return dict.__contains__(self, state) or (
+            isinstance(state, State) and is_abstract(state._value)
+        )
+
+    def __missing__(self, state: State) -> Any:
+        value = jax.tree.map(lambda s: jax.numpy.zeros(s.shape, s.dtype), state._value)
+        self[state] = value
+        return value
 
 
 def eval_shape(
@@ -18,13 +33,15 @@ def eval_shape(
 
     No computation runs and no State changes. States the call creates (a model built inside,
     ``lambda: facade.nn.Linear(3, 4)``) are returned with abstract values: shapes and dtypes,
-    no memory. Objects other than arrays in the output are returned as they are.
+    no memory; such an abstract model can be the input of another ``eval_shape``. Objects other
+    than arrays in the output are returned as they are.
 
     Args:
         f: the function; it may read, write and create States.
-        *args, **kwargs: its arguments (arrays, ``jax.ShapeDtypeStruct``s or other objects).
+        *args: its positional arguments (arrays, ``jax.ShapeDtypeStruct``s or other objects).
         return_state_shapes: also return ``{state: shape}`` for every existing State the call
             touches (the shape of its value at the end of the call), as ``(state_shapes, out)``.
+        **kwargs: its keyword arguments.
 
     Raises:
         TypeError: ``f`` not callable.
@@ -44,7 +61,7 @@ def eval_shape(
     def probe(a: tuple[Any, ...], kw: dict[str, Any]) -> Any:
         fresh_jax_traces()
         real_args, real_kwargs = sig.rebuild(a, kw)
-        with frame() as fr:
+        with frame(_StandIns()) as fr:
             try:
                 out = f(*real_args, **real_kwargs)
                 touched = [s for s in fr.touched if s not in fr.created]

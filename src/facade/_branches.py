@@ -122,7 +122,8 @@ def cond(
 
     Args:
         pred: a scalar; numbers count as True when non-zero.
-        true_fun, false_fun: the branches; they may read and write States.
+        true_fun: the branch run when ``pred`` holds; it may read and write States.
+        false_fun: the other branch.
         *operands: passed to the branch.
 
     Raises:

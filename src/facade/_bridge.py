@@ -22,9 +22,10 @@ call signature by ``_lowering.Lowering``.
 
 from __future__ import annotations
 
+import contextlib
 import threading
 import weakref
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from typing import Any
 
 import jax
@@ -277,7 +278,7 @@ class Pure:
     threads tracing new shapes at once never read each other's), for the caller to check.
     """
 
-    __slots__ = ("fn", "discovery", "sig", "first", "traced")
+    __slots__ = ("fn", "discovery", "sig", "first", "traced", "__weakref__")
 
     def __init__(
         self,
@@ -311,6 +312,29 @@ class Pure:
         return self.traced.pop(threading.get_ident(), None)
 
 
+_shared = threading.local()
+
+
+@contextlib.contextmanager
+def shared_discoveries() -> Iterator[None]:
+    """Within the block, a body discovered again with the same arguments' shapes reuses its
+    first discovery. A lowering traces its program twice when its first guess was wrong; the
+    loops in it would otherwise discover their bodies twice as well. Nothing can change the
+    States in between: both traces run in one call, on this thread."""
+    if getattr(_shared, "table", None) is not None:
+        yield
+        return
+    _shared.table = {}
+    try:
+        yield
+    finally:
+        _shared.table = None
+
+
+def _avals(tree: Any) -> tuple[Any, ...]:
+    return tuple((np.shape(x), str(jnp.result_type(x))) for x in jax.tree.leaves(tree))
+
+
 def discover(
     fn: Callable[..., Any],
     args: tuple[Any, ...],
@@ -326,6 +350,21 @@ def discover(
     """
     sig = Signature(args, kwargs, static_argnums)
     args_dyn, kw_dyn = sig.split(args, kwargs)
+    table = getattr(_shared, "table", None)
+    memo_key = None
+    if table is not None and sig.key is not None:
+        memo_key = (
+            _sites.function_key(fn, shapes=True),
+            sig.key,
+            _avals((args_dyn, kw_dyn)),
+            tuple(first),
+        )
+        try:
+            hit = table.get(memo_key)
+        except TypeError:  # an unhashable part: discover afresh
+            memo_key, hit = None, None
+        if hit is not None:
+            return hit  # type: ignore[no-any-return]
     found: list[Discovery] = []
 
     def probe(a: tuple[Any, ...], kw: dict[str, Any]) -> Any:
@@ -340,6 +379,8 @@ def discover(
         return _arrays_only(out)
 
     out_shapes = jax.eval_shape(probe, args_dyn, kw_dyn)
+    if memo_key is not None:
+        table[memo_key] = (found[0], out_shapes)
     return found[0], out_shapes
 
 

@@ -31,8 +31,16 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from ._bridge import DeadState, Discovery, Pure, Signature, WeakDiscovery, alive
-from ._state import State, _local, active_frames, peek
+from ._bridge import (
+    DeadState,
+    Discovery,
+    Pure,
+    Signature,
+    WeakDiscovery,
+    alive,
+    shared_discoveries,
+)
+from ._state import State, _local, active_frames, is_abstract, peek
 
 Program = Callable[..., tuple[Any, Sequence[Any]]]
 Lower = Callable[[Pure], Program]
@@ -181,7 +189,19 @@ class Lowering:
         nested: bool,
     ) -> Entry:
         """An entry built on ``guess`` and traced for these arguments; rebuilt once if wrong."""
+        with shared_discoveries():
+            return self._traced_entry_once(sig, guess, args_dyn, kw_dyn, nested)
+
+    def _traced_entry_once(
+        self,
+        sig: Signature,
+        guess: Discovery,
+        args_dyn: tuple[Any, ...],
+        kw_dyn: dict[str, Any],
+        nested: bool,
+    ) -> Entry:
         entry = self._make(sig, guess)
+        _check_not_abstract(guess.states, entry.values(nested))
         entry.compiled.trace(entry.values(nested), *args_dyn, **kw_dyn)
         found = entry.pure.take_trace()
         if found is not None and guess.covers(found):
@@ -431,6 +451,15 @@ def program_jit_kwargs(
         return kw
 
     return options
+
+
+def _check_not_abstract(states: Sequence[State], values: Sequence[Any]) -> None:
+    for s, v in zip(states, values, strict=True):
+        if is_abstract(v):
+            raise TypeError(
+                f"{s._describe()} holds only shapes and dtypes (a model built by eval_shape); "
+                "give it a value (e.g. initialise the model for real) before running it"
+            )
 
 
 def _name(fn: Any) -> str:

@@ -22,6 +22,7 @@ from collections import OrderedDict
 from collections.abc import Callable
 from typing import Any, TypeVar
 
+import jax
 import numpy as np
 
 L = TypeVar("L")
@@ -92,36 +93,45 @@ class Held:
 _PLAIN = (type(None), bool, int, float, complex, str, bytes, type(Ellipsis))
 
 
-def value_key(x: Any, depth: int = 0) -> Any:
-    """A hashable key for a value held by a call site (a closure cell, an option)."""
+def value_key(x: Any, depth: int = 0, shapes: bool = False) -> Any:
+    """A hashable key for a value held by a call site (a closure cell, an option).
+
+    With ``shapes``, arrays (tracers included) are keyed by shape and dtype: for keys that only
+    need to know how a function *traces* (what it touches, what shapes it returns).
+    """
     if isinstance(x, _PLAIN):
         return (type(x), x)
     if type(x) is tuple:
-        return ("tuple", tuple(value_key(e, depth) for e in x))
+        return ("tuple", tuple(value_key(e, depth, shapes) for e in x))
     if isinstance(x, types.FunctionType | types.MethodType | functools.partial):
-        return function_key(x, depth + 1)
+        return function_key(x, depth + 1, shapes=shapes)
+    if shapes and isinstance(x, jax.Array | np.ndarray):
+        return ("array", np.shape(x), str(x.dtype))
     return Ident(x)
 
 
-def function_key(fn: Any, depth: int = 0, lifted: set[int] | frozenset[int] = frozenset()) -> Any:
+def function_key(
+    fn: Any, depth: int = 0, lifted: set[int] | frozenset[int] = frozenset(), shapes: bool = False
+) -> Any:
     """A key equal for two function objects that trace the same way.
 
     Two closures made by the same ``def`` or ``lambda`` over the same objects get the same key;
     a closure over another object (another model, another array) gets another one. The closure
     cells at the positions in ``lifted`` hold arrays that the call passes as arguments
-    (``_eager``): they are keyed by shape and dtype only.
+    (``_eager``): they are keyed by shape and dtype only; with ``shapes``, every array is (see
+    :func:`value_key`).
     """
     if depth > _MAX_DEPTH:
         return Ident(fn)
     if isinstance(fn, functools.partial):
         return (
             "partial",
-            function_key(fn.func, depth),
-            tuple(value_key(a, depth) for a in fn.args),
-            tuple(sorted((k, value_key(v, depth)) for k, v in fn.keywords.items())),
+            function_key(fn.func, depth, shapes=shapes),
+            tuple(value_key(a, depth, shapes) for a in fn.args),
+            tuple(sorted((k, value_key(v, depth, shapes)) for k, v in fn.keywords.items())),
         )
     if isinstance(fn, types.MethodType):
-        return ("method", function_key(fn.__func__, depth), Ident(fn.__self__))
+        return ("method", function_key(fn.__func__, depth, shapes=shapes), Ident(fn.__self__))
     if isinstance(fn, types.FunctionType):
         cells: list[Any] = []
         for i, cell in enumerate(fn.__closure__ or ()):
@@ -133,13 +143,13 @@ def function_key(fn: Any, depth: int = 0, lifted: set[int] | frozenset[int] = fr
             if i in lifted:
                 cells.append(("lifted", np.shape(x), str(x.dtype)))
             else:
-                cells.append(value_key(x, depth))
+                cells.append(value_key(x, depth, shapes))
         return (
             "function",
             fn.__code__,
             Ident(fn.__globals__),
-            value_key(fn.__defaults__, depth),
-            value_key(tuple(sorted((fn.__kwdefaults__ or {}).items())), depth),
+            value_key(fn.__defaults__, depth, shapes),
+            value_key(tuple(sorted((fn.__kwdefaults__ or {}).items())), depth, shapes),
             tuple(cells),
         )
     return Ident(fn)

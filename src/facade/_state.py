@@ -132,6 +132,14 @@ def _holds_tracer(value: Any) -> bool:
     return any(isinstance(x, jax.core.Tracer) for x in jax.tree.leaves(value))
 
 
+def is_abstract(value: Any) -> bool:
+    """Whether ``value`` holds ``jax.ShapeDtypeStruct`` leaves (a State from ``eval_shape``)."""
+    return isinstance(value, jax.ShapeDtypeStruct) or (
+        not isinstance(value, jax.Array)
+        and any(isinstance(x, jax.ShapeDtypeStruct) for x in jax.tree.leaves(value))
+    )
+
+
 def abstract(value: Any) -> Any:
     """``value`` with every leaf as a ``jax.ShapeDtypeStruct`` (no tracer, no memory)."""
     return jax.tree.map(
@@ -218,6 +226,12 @@ class State:
         for f in reversed(frames):
             if self in f.values:
                 return f.values[self]
+        if is_abstract(self._value):
+            raise TypeError(
+                f"{self._describe()} holds only shapes and dtypes (a model built by "
+                "eval_shape); give it a value (e.g. initialise the model for real) before "
+                "running it, or use it inside facade.transform.eval_shape"
+            )
         return self._value
 
     @value.setter

@@ -1049,6 +1049,8 @@ def _float_dtype_of(x: typing.Any) -> typing.Any:
 
 DEFAULT = RandomState(name="DEFAULT")
 """The process-wide random state behind the module-level functions."""
+# Created while this module is imported: name where it lives, not the importer's frame.
+DEFAULT.source = "facade.random.DEFAULT"
 
 seed = DEFAULT.seed
 split_key = DEFAULT.split_key

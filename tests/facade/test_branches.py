@@ -187,6 +187,14 @@ def test_eval_shape_computes_nothing_and_changes_no_state():
     assert s.value is before
 
 
+def test_an_abstract_model_is_an_input_of_eval_shape_and_refused_elsewhere():
+    net = T.eval_shape(lambda: facade.nn.Linear(3, 4))
+    out = T.eval_shape(net, jax.ShapeDtypeStruct((2, 3), jnp.float32))
+    assert out == jax.ShapeDtypeStruct((2, 4), jnp.float32)
+    with pytest.raises(TypeError, match=r"ParamState .*holds only shapes and dtypes"):
+        T.jit(net)(jnp.ones((2, 3)))
+
+
 def test_eval_shape_builds_an_abstract_model():
     class Net(facade.nn.Module):
         def __init__(self, n):
