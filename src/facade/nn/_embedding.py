@@ -86,7 +86,12 @@ class Embedding(Module):
         table = init.param(embedding_init, (self.num_embeddings, *self.embedding_size), None, False)
         table = jnp.asarray(table)
         if self.padding_idx is not None:
-            table = table.at[self.padding_idx].set(0)
+            if isinstance(table, jax.core.Tracer):  # built inside a trace
+                table = table.at[self.padding_idx].set(0)
+            else:  # on the host: no program to compile
+                host = np.array(table)
+                host[self.padding_idx] = 0
+                table = jnp.asarray(host)
         self.weight = param_type(table)
 
     def _configure(

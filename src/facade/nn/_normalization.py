@@ -341,8 +341,9 @@ class _BatchNorm(Module):
         shape = _feature_shape(size, self.feature_axes)
         if track_running_stats:
             stat_dtype = environ.dftype() if dtype is None else dtype
-            self.running_mean = mean_type(jnp.zeros(shape, stat_dtype))
-            self.running_var = mean_type(jnp.ones(shape, stat_dtype))
+            # numpy-built: a new shape costs no compilation
+            self.running_mean = mean_type(jnp.asarray(np.zeros(shape, stat_dtype)))
+            self.running_var = mean_type(jnp.asarray(np.ones(shape, stat_dtype)))
         if affine:
             self.weight = param_type(
                 {

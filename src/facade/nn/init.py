@@ -144,7 +144,8 @@ class ZeroInit(Initializer):
         super().__init__()
 
     def _sample(self, key: typing.Any, shape: tuple[int, ...], dtype: typing.Any) -> jax.Array:
-        return jnp.zeros(shape, dtype)
+        # Built by numpy and transferred: no XLA program to compile for a new shape.
+        return jnp.asarray(np.zeros(shape, dtype))
 
 
 class Constant(Initializer):
@@ -165,7 +166,9 @@ class Constant(Initializer):
         self.value = value
 
     def _sample(self, key: typing.Any, shape: tuple[int, ...], dtype: typing.Any) -> jax.Array:
-        return jnp.broadcast_to(jnp.asarray(self.value, dtype), shape)
+        if isinstance(self.value, jax.Array):  # possibly traced: stay in JAX
+            return jnp.broadcast_to(jnp.asarray(self.value, dtype), shape)
+        return jnp.asarray(np.broadcast_to(np.asarray(self.value, dtype), shape))
 
 
 class Normal(Initializer):
