@@ -136,9 +136,9 @@ def is_flat(m: dict[str, Any], calls: tuple[int, int]) -> tuple[bool, str]:
 def calls_table(title: str, snapshots: list[dict[str, Any]], calls: tuple[int, int]) -> str:
     a, b = calls
     head = (
-        f"{'column':<16}{'RSS@' + str(a):>12}{'RSS@' + str(b):>12}{'2nd half':>10}"
-        f"{'peak@' + str(b):>12}{'objs@' + str(a):>12}{'objs@' + str(b):>12}"
-        f"{'cache@' + str(a):>12}{'cache@' + str(b):>12}"
+        f"{'column':<16}{'RSS@' + str(a):>12}{'RSS@' + str(b):>13}{'2nd half':>10}"
+        f"{'peak@' + str(b):>13}{'objs@' + str(a):>12}{'objs@' + str(b):>13}"
+        f"{'cache@' + str(a):>12}{'cache@' + str(b):>14}"
     )
     lines = [title, head]
     for m in snapshots:
@@ -146,9 +146,9 @@ def calls_table(title: str, snapshots: list[dict[str, Any]], calls: tuple[int, i
         cache_b = "-" if m[f"cache@{b}"] is None else str(m[f"cache@{b}"])
         half = (m[f"rss@{b}"] - m["rss@half"]) / 1024
         lines.append(
-            f"{m['column']:<16}{m[f'rss@{a}'] / 1024:>12.1f}{m[f'rss@{b}'] / 1024:>12.1f}"
-            f"{half:>+10.1f}{m[f'hwm@{b}'] / 1024:>12.1f}{m[f'objects@{a}']:>12}"
-            f"{m[f'objects@{b}']:>12}{cache_a:>12}{cache_b:>12}"
+            f"{m['column']:<16}{m[f'rss@{a}'] / 1024:>12.1f}{m[f'rss@{b}'] / 1024:>13.1f}"
+            f"{half:>+10.1f}{m[f'hwm@{b}'] / 1024:>13.1f}{m[f'objects@{a}']:>12}"
+            f"{m[f'objects@{b}']:>13}{cache_a:>12}{cache_b:>14}"
         )
     return "\n".join(lines)
 
