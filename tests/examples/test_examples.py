@@ -45,6 +45,7 @@ EXPECTED = {
         "BPTT gradient through for_loop matches jax.grad of lax.scan",
         "Figure saved to",
     ],
+    "digits_classifier.py": ["held-out accuracy:", "Learning curves saved to"],
 }
 
 
