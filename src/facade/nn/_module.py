@@ -200,8 +200,8 @@ class Module:
         Example:
             >>> import facade
             >>> net = facade.nn.Sequential(facade.nn.Linear(2, 3), facade.nn.ReLU())
-            >>> [name for name, _ in net.named_children()]
-            ['layers.0', 'layers.1']
+            >>> ", ".join(name for name, _ in net.named_children())
+            'layers.0, layers.1'
         """
         children = typing.cast(graph.FlatDict, self.nodes(allowed_hierarchy=(1, 1)))
         for path, module in children.items():
@@ -216,8 +216,8 @@ class Module:
         Example:
             >>> import facade
             >>> net = facade.nn.Sequential(facade.nn.Linear(2, 3), facade.nn.ReLU())
-            >>> [type(m).__name__ for m in net.children()]
-            ['Linear', 'ReLU']
+            >>> ", ".join(type(m).__name__ for m in net.children())
+            'Linear, ReLU'
         """
         for _, module in self.named_children():
             yield module
