@@ -45,8 +45,8 @@ class Model:
 class Cell(facade.nn.Module):
     """A module whose hidden state is created (randomly) by ``init_state``."""
 
-    def init_state(self, batch_size=None, **kwargs):
-        self.h = facade.HiddenState(facade.random.normal(size=(batch_size, 3)))
+    def init_state(self, *args, **kwargs):
+        self.h = facade.HiddenState(facade.random.normal(size=(2,)))
 
 
 def raw_step(w, h, x):
@@ -289,8 +289,8 @@ def test_vmap_new_states_gives_created_states_the_batch_axis():
     assert isinstance(p.value, jax.Array)
     assert_no_tracer(p, shared)
 
-    cell = facade.nn.vmap_init_all_states(Cell(), 2, axis_size=5)
-    assert cell.h.value.shape == (5, 2, 3)
+    cell = facade.nn.vmap_init_all_states(Cell(), axis_size=3)
+    assert cell.h.value.shape == (3, 2)
     assert not np.allclose(cell.h.value[0], cell.h.value[1])
     assert_no_tracer(cell.h)
     with pytest.raises(ValueError, match="in_states"):
@@ -323,13 +323,15 @@ def test_map_sequential_carries_states_like_lax_map():
 
 
 def test_map_in_batches_equals_lax_map():
-    batch_size = 3  # two full batches and a remainder
     w = facade.ParamState(W0, name="w")
-    xs = jnp.arange(14.0).reshape(7, 2)
-    got = T.map(lambda x: jnp.tanh(x @ w.value), xs, batch_size=batch_size)
-    assert_same(got, jax.lax.map(lambda x: jnp.tanh(x @ W0), xs), rtol=1e-5)
+    xs = jnp.arange(14.0).reshape(7, 2)  # batch_size 3: two full batches and a remainder
+
+    def f(x):  # may read States and draw random numbers, not write other States
+        return jnp.tanh(x @ w.value), x + facade.random.uniform(size=(2,))
+
     facade.random.seed(0)
-    draws = T.map(lambda x: x + facade.random.uniform(size=(2,)), xs, batch_size=batch_size)
+    got, draws = T.map(f, xs, batch_size=3)
+    assert_same(got, jax.lax.map(lambda x: jnp.tanh(x @ W0), xs), rtol=1e-5)
     assert draws.shape == (7, 2) and len(np.unique(np.asarray(draws - xs))) == 14
     total = facade.State(jnp.zeros(()), name="total")
 
@@ -338,7 +340,7 @@ def test_map_in_batches_equals_lax_map():
         return x
 
     with pytest.raises(ValueError, match="State 'total'.*without batch_size"):
-        T.map(writes, xs, batch_size=batch_size)
+        T.map(writes, xs, batch_size=3)
     assert_same(total.value, jnp.zeros(()))
 
 
@@ -358,8 +360,7 @@ def test_unvmap_reduces_over_the_batch():
         jnp.array([True] * 2),
         jnp.stack([xs] * 2),
     )
-    assert_same(jax.vmap(reductions)(xs), want)
-    assert_same(T.vmap(reductions)(xs), want)
+    assert_same(T.vmap(reductions)(xs), want)  # as under jax.vmap
     assert bool(T.unvmap(xs > -3, "all"))
     with pytest.raises(ValueError, match="op must be one of"):
         T.unvmap(xs, "sum")
