@@ -11,6 +11,7 @@ written back, so they keep the sharding their spec gives them on the mesh.
 from __future__ import annotations
 
 import functools
+import types
 from collections.abc import Callable
 from typing import Any
 
@@ -233,6 +234,10 @@ class ShardMapped:
     def __init__(self, spec: _ShardSpec):
         self.spec = spec
         functools.update_wrapper(self, spec.fun, updated=())
+
+    def __get__(self, instance: Any, owner: type | None = None) -> Any:
+        """As a method (``@vmap`` on a ``def`` in a class): bound to the instance."""
+        return self if instance is None else types.MethodType(self, instance)
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
         run = functools.partial(_shard_map_traced, self.spec)

@@ -9,6 +9,7 @@ through ``_eager.call`` (one compiled program per call signature when called eag
 from __future__ import annotations
 
 import functools
+import types
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -33,6 +34,10 @@ class Mapped:
     def __init__(self, spec: Spec):
         self.spec = spec
         functools.update_wrapper(self, spec.fn, updated=())
+
+    def __get__(self, instance: Any, owner: type | None = None) -> Any:
+        """As a method (``@vmap`` on a ``def`` in a class): bound to the instance."""
+        return self if instance is None else types.MethodType(self, instance)
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
         spec = self.spec
@@ -191,6 +196,10 @@ class _NewStatesMapped:
     def __init__(self, spec: Spec):
         self.spec = spec
         functools.update_wrapper(self, spec.fn, updated=())
+
+    def __get__(self, instance: Any, owner: type | None = None) -> Any:
+        """As a method (``@vmap`` on a ``def`` in a class): bound to the instance."""
+        return self if instance is None else types.MethodType(self, instance)
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
         # Called eagerly, it runs op by op: compiling a program for every call (it must trace

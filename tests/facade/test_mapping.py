@@ -105,6 +105,19 @@ def test_keyword_arguments_are_mapped_over_axis_0_and_in_axes_pytrees():
     assert_same(got, want)
 
 
+def test_vmap_decorates_a_method():
+    class Scaled(facade.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.w = facade.ParamState(jnp.array([1.0, -2.0]), name="w")
+
+        @T.vmap
+        def __call__(self, x):
+            return x * self.w.value
+
+    assert_same(Scaled()(XS), XS * jnp.array([1.0, -2.0]))
+
+
 def test_nested_vmap_and_axis_name():
     q = facade.State(jnp.zeros((2, 3)), name="q")
 
