@@ -1,7 +1,7 @@
 """stategrad benchmarks: per-call time against raw JAX on the same arrays, in one process.
 
 Usage:
-    python benchmarks/run.py            # the full run (about 10 minutes on a 2-core CPU)
+    python benchmarks/run.py            # the full run (about 15 minutes on a loaded 2-core CPU)
     python benchmarks/run.py --quick    # a smoke run: few rounds, small sizes
     python benchmarks/run.py --cases bptt,anew --json results.json
 
