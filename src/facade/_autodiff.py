@@ -356,7 +356,9 @@ class GradientTransform:
         return f"GradientTransform({', '.join(options)})"
 
     def _check_args(self, args: tuple[Any, ...]) -> None:
-        for i in (self.argnums,) if isinstance(self.argnums, int) else self.argnums:
+        argnums: Any = self.argnums
+        positions = (argnums,) if isinstance(argnums, int) else tuple(argnums)
+        for i in positions:
             if i >= len(args) or type(args[i]) in PLAIN_TYPES:
                 continue
             if any(isinstance(x, State) for x in jax.tree.leaves(args[i])):

@@ -379,7 +379,7 @@ def discover(
         return _arrays_only(out)
 
     out_shapes = jax.eval_shape(probe, args_dyn, kw_dyn)
-    if memo_key is not None:
+    if memo_key is not None and table is not None:
         table[memo_key] = (found[0], out_shapes)
     return found[0], out_shapes
 
@@ -443,7 +443,8 @@ def _aval(x: Any) -> tuple[Any, Any]:
 
 def same_avals(old: Any, new: Any) -> bool:
     """Whether two pytrees have the same structure and leaf shapes and dtypes."""
-    return jax.tree.structure(old) == jax.tree.structure(new) and all(
+    same_structure: bool = jax.tree.structure(old) == jax.tree.structure(new)  # type: ignore[operator]
+    return same_structure and all(
         _aval(a) == _aval(b)
         for a, b in zip(jax.tree.leaves(old), jax.tree.leaves(new), strict=True)
     )
