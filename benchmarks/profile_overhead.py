@@ -87,8 +87,6 @@ def split(n: int, mlp: bool, seconds: float) -> None:
     """Interleaved timing of the whole calls and of the pieces of the facade's per-call path."""
     from _timing import interleaved
 
-    from facade._lowering import _Signature, _split
-
     pure, params, eager, jitted, args = _build(n, mlp)
     raw = jax.jit(jax.grad(pure))
     raw_vg = jax.jit(jax.value_and_grad(pure))
@@ -102,23 +100,21 @@ def split(n: int, mlp: bool, seconds: float) -> None:
     jax.block_until_ready(eager(*args))
     jax.block_until_ready(jitted(*args))
     lowering = eager._lowering
-    (entry,) = lowering.cache.values()
-    values = [s._value for s in entry.inputs]
+    entry = lowering.cache[len(args)]  # the eager call's entry (keyed by its arity)
+    values = [r()._value for r in entry.refs]
     kwargs: dict[str, Any] = {}
-    sig = _Signature(args, kwargs, lowering.static_argnums)
-    args_dyn, kw_dyn = _split(args, kwargs, sig)
+    sig = lowering._signature(args, kwargs)
+    args_dyn, kw_dyn = sig.split(args, kwargs)
     contenders = {
         "raw JAX jit(grad)(params_dict, *args)": lambda: raw(params, *args),
         "raw jit(value_and_grad)(params_dict)": lambda: raw_vg(params, *args),
         "raw jit(value_and_grad)(params_list)": lambda: raw_list_vg(values_list, *args),
         "facade eager, whole call": lambda: eager(*args),
         "facade jit(grad), whole call": lambda: jitted(*args),
-        "entry.compiled(values, kw, *args) alone": lambda: entry.compiled(
-            values, kw_dyn, *args_dyn
-        ),
-        "_Signature(args, kwargs)": lambda: _Signature(args, kwargs, frozenset()),
-        "_split(args, kwargs, sig)": lambda: _split(args, kwargs, sig),
-        "[s._value for s in entry.inputs]": lambda: [s._value for s in entry.inputs],
+        "entry.compiled(values, *args) alone": lambda: entry.compiled(values, *args_dyn, **kw_dyn),
+        "lowering._signature(args, kwargs)": lambda: lowering._signature(args, kwargs),
+        "sig.split(args, kwargs)": lambda: sig.split(args, kwargs),
+        "[r()._value for r in entry.refs]": lambda: [r()._value for r in entry.refs],
         "lowering._key(args, kwargs) (the fast path)": lambda: lowering._key(args, kwargs),
     }
     stats = interleaved(contenders, min_rounds=20, max_rounds=5000, time_budget=seconds)
