@@ -15,7 +15,7 @@ from facade import nn
 from facade.nn import init
 
 ZERO = init.ZeroInit()
-STEPS, BATCH, N_IN, N_OUT = 3, 2, 3, 4
+STEPS, BATCH, N_IN, N_OUT = 2, 2, 3, 4  # two steps: the second reads the first's state
 
 
 class Unroll(nn.Module):

@@ -6,7 +6,7 @@ model's state paths (and so its gradients' paths) are those brainstate gives the
 
 Example:
     >>> import jax, jax.numpy as jnp, facade
-    >>> net = facade.nn.Sequential(facade.nn.Linear(4, 8), facade.nn.ReLU(), facade.nn.Linear(8, 2))
+    >>> net = facade.nn.Sequential(facade.nn.Linear(4, 3), facade.nn.ReLU(), facade.nn.Linear(3, 2))
     >>> net(jnp.ones((3, 4))).shape
     (3, 2)
     >>> list(net.states(facade.ParamState))

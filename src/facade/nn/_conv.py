@@ -165,11 +165,11 @@ class Conv1d(_Conv):
 
     Example:
         >>> import jax.numpy as jnp, facade
-        >>> conv = facade.nn.Conv1d(in_size=(28, 3), out_channels=16, kernel_size=5)
-        >>> conv(jnp.ones((2, 28, 3))).shape, conv(jnp.ones((28, 3))).shape
-        ((2, 28, 16), (28, 16))
+        >>> conv = facade.nn.Conv1d(in_size=(10, 3), out_channels=4, kernel_size=3)
+        >>> conv(jnp.ones((2, 10, 3))).shape, conv(jnp.ones((10, 3))).shape
+        ((2, 10, 4), (10, 4))
         >>> conv.weight.value["weight"].shape
-        (5, 3, 16)
+        (3, 3, 4)
     """
 
     num_spatial_dims = 1
@@ -209,11 +209,11 @@ class Conv2d(_Conv):
 
     Example:
         >>> import jax.numpy as jnp, facade
-        >>> conv = facade.nn.Conv2d(in_size=(32, 32, 3), out_channels=8, kernel_size=3)
-        >>> conv(jnp.ones((4, 32, 32, 3))).shape
-        (4, 32, 32, 8)
-        >>> facade.nn.Conv2d((32, 32, 3), 8, 5, stride=2, padding="VALID").out_size
-        (14, 14, 8)
+        >>> conv = facade.nn.Conv2d(in_size=(8, 8, 3), out_channels=4, kernel_size=3)
+        >>> conv(jnp.ones((2, 8, 8, 3))).shape
+        (2, 8, 8, 4)
+        >>> facade.nn.Conv2d((8, 8, 3), 4, 3, stride=2, padding="VALID").out_size
+        (3, 3, 4)
     """
 
     num_spatial_dims = 2

@@ -49,11 +49,11 @@ class Linear(Module):
 
     Example:
         >>> import jax.numpy as jnp, facade
-        >>> layer = facade.nn.Linear(10, 5)
-        >>> layer(jnp.ones((32, 10))).shape
-        (32, 5)
+        >>> layer = facade.nn.Linear(4, 3)
+        >>> layer(jnp.ones((5, 4))).shape
+        (5, 3)
         >>> sorted((k, v.shape) for k, v in layer.weight.value.items())
-        [('bias', (5,)), ('weight', (10, 5))]
+        [('bias', (3,)), ('weight', (4, 3))]
     """
 
     @typechecked

@@ -166,7 +166,7 @@ class Module:
 
         Example:
             >>> import facade
-            >>> net = facade.nn.Sequential(facade.nn.Linear(2, 3), facade.nn.ReLU())
+            >>> net = facade.nn.Sequential(facade.nn.Linear(4, 3), facade.nn.ReLU())
             >>> list(net.nodes())
             [(), ('layers', 0), ('layers', 1)]
             >>> list(net.nodes(facade.nn.Linear))
@@ -199,7 +199,7 @@ class Module:
 
         Example:
             >>> import facade
-            >>> net = facade.nn.Sequential(facade.nn.Linear(2, 3), facade.nn.ReLU())
+            >>> net = facade.nn.Sequential(facade.nn.Linear(4, 3), facade.nn.ReLU())
             >>> ", ".join(name for name, _ in net.named_children())
             'layers.0, layers.1'
         """
@@ -215,7 +215,7 @@ class Module:
 
         Example:
             >>> import facade
-            >>> net = facade.nn.Sequential(facade.nn.Linear(2, 3), facade.nn.ReLU())
+            >>> net = facade.nn.Sequential(facade.nn.Linear(4, 3), facade.nn.ReLU())
             >>> ", ".join(type(m).__name__ for m in net.children())
             'Linear, ReLU'
         """

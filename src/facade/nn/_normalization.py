@@ -459,13 +459,13 @@ class BatchNorm1d(_BatchNorm):
 
     Example:
         >>> import jax.numpy as jnp, facade
-        >>> bn = facade.nn.BatchNorm1d(in_size=(100, 64))
-        >>> x = jnp.ones((8, 100, 64))
+        >>> bn = facade.nn.BatchNorm1d(in_size=(10, 4))  # length 10, 4 channels
+        >>> x = jnp.ones((2, 10, 4))
         >>> with facade.environ.context(fit=True):
         ...     bn(x).shape
-        (8, 100, 64)
+        (2, 10, 4)
         >>> bn.running_mean.value.shape, round(float(bn.running_mean.value.mean()), 6)
-        ((1, 64), 0.01)
+        ((1, 4), 0.01)
     """
 
     num_spatial_dims = 1

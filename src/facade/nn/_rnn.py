@@ -118,9 +118,9 @@ class ValinaRNNCell(RNNCell):
 
     Example:
         >>> import jax.numpy as jnp, facade
-        >>> cell = facade.nn.init_all_states(facade.nn.ValinaRNNCell(10, 20), batch_size=32)
-        >>> cell(jnp.ones((32, 10))).shape, list(cell.states())
-        ((32, 20), [('W', 'weight'), ('h',)])
+        >>> cell = facade.nn.init_all_states(facade.nn.ValinaRNNCell(3, 4), batch_size=2)
+        >>> cell(jnp.ones((2, 3))).shape, list(cell.states())
+        ((2, 4), [('W', 'weight'), ('h',)])
     """
 
     @typechecked
@@ -177,13 +177,13 @@ class GRUCell(RNNCell):
 
     Example:
         >>> import jax.numpy as jnp, facade
-        >>> cell = facade.nn.GRUCell(num_in=10, num_out=20)
-        >>> cell.init_state(batch_size=32)
-        >>> cell(jnp.ones((32, 10))).shape
-        (32, 20)
-        >>> cell.reset_state(batch_size=16)
-        >>> cell(jnp.ones((16, 10))).shape
-        (16, 20)
+        >>> cell = facade.nn.GRUCell(num_in=3, num_out=4)
+        >>> cell.init_state(batch_size=2)
+        >>> cell(jnp.ones((2, 3))).shape
+        (2, 4)
+        >>> cell.reset_state(batch_size=5)
+        >>> cell(jnp.ones((5, 3))).shape
+        (5, 4)
     """
 
     @typechecked
@@ -246,9 +246,9 @@ class LSTMCell(RNNCell):
 
     Example:
         >>> import jax.numpy as jnp, facade
-        >>> cell = facade.nn.init_all_states(facade.nn.LSTMCell(10, 20), batch_size=32)
-        >>> cell(jnp.ones((32, 10))).shape, cell.c.value.shape
-        ((32, 20), (32, 20))
+        >>> cell = facade.nn.init_all_states(facade.nn.LSTMCell(3, 4), batch_size=2)
+        >>> cell(jnp.ones((2, 3))).shape, cell.c.value.shape
+        ((2, 4), (2, 4))
     """
 
     _hidden = ("h", "c")
