@@ -367,6 +367,7 @@ def main(argv: list[str] | None = None) -> int:
         settings["time_budget"] = args.seconds
     ns = (10,) if quick else (10, 100, 1000)
     first_n, first_rounds = (10, 1) if quick else (1000, 3)
+    bptt_first_rounds = 1 if quick else 7  # a BPTT compile takes about a second: more rounds
     bptt_sizes = L.BPTT_SIZES[:1] if quick else L.BPTT_SIZES
     first_bptt = bptt_sizes[-1]
     calls = (100, 1000) if quick else (1000, 10_000)
@@ -388,12 +389,14 @@ def main(argv: list[str] | None = None) -> int:
         run_row(name, contenders, report, settings)
         report.groups[group].append(name)
 
-    def first_call_row(name: str, factories: dict[str, Callable[[], Any]]) -> dict[str, Any]:
+    def first_call_row(
+        name: str, factories: dict[str, Callable[[], Any]], rounds: int = first_rounds
+    ) -> dict[str, Any]:
         t0 = time.perf_counter()
-        stats, warm = first_calls(factories, first_rounds, on_error=_on_error(OURS))
+        stats, warm = first_calls(factories, rounds, on_error=_on_error(OURS))
         report.add(name, stats)
         report.groups["first"].append(name)
-        print(f"  {name}: {first_rounds} rounds in {time.perf_counter() - t0:.1f}s", flush=True)
+        print(f"  {name}: {rounds} rounds in {time.perf_counter() - t0:.1f}s", flush=True)
         return warm
 
     # The first call of the N-chain runs just before the chain row with the same N: its last
@@ -433,7 +436,8 @@ def main(argv: list[str] | None = None) -> int:
         for width, steps in bptt_sizes:
             warm = {}
             if "first" in cases and (width, steps) == first_bptt:
-                warm = first_call_row(bptt_first, L.bptt_first_call_factories(width, steps))
+                factories = L.bptt_first_call_factories(width, steps)
+                warm = first_call_row(bptt_first, factories, bptt_first_rounds)
             contenders = L.bptt(width, steps)
             if len(warm) == 4:
                 contenders.update(warm)
@@ -446,7 +450,7 @@ def main(argv: list[str] | None = None) -> int:
             )
             row(f"BPTT w{width} T={steps}", contenders)
     elif "first" in cases:
-        first_call_row(bptt_first, L.bptt_first_call_factories(*first_bptt))
+        first_call_row(bptt_first, L.bptt_first_call_factories(*first_bptt), bptt_first_rounds)
     if "batch" in cases and not L.has_vmap():
         report.notes.append("batch: facade.transform.vmap does not exist; rows skipped")
     elif "batch" in cases:
