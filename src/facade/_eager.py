@@ -20,6 +20,7 @@ from __future__ import annotations
 import dis
 import functools
 import types
+import weakref
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -89,6 +90,16 @@ def _lift(fn: Any) -> tuple[Any, list[Any], Callable[[Sequence[Any]], Any]]:
     return key, arrays, rebuild
 
 
+# Lowerings of recent sites whose functions have no closure, by the functions' identity: the
+# common ``for_loop(step, xs)`` in a Python loop skips building its site key on every call.
+_RECENT: dict[Any, tuple[tuple[Callable[[], Any], ...], Lowering]] = {}
+_RECENT_MAX = 256
+
+
+def _plain_lowering(site: Any, static_argnums: Sequence[int]) -> Lowering:
+    return _sites.SITES.get(site, lambda: Lowering(call_program(), static_argnums=static_argnums))
+
+
 def call(
     key: Any,
     run: Callable[..., Any],
@@ -107,27 +118,38 @@ def call(
     if active_frames():
         return run(*args, **kwargs)
     if lifted is None:
-        lowering = _sites.SITES.get(
-            (key, tuple(static_argnums)),
-            lambda: Lowering(call_program(), static_argnums=static_argnums),
-        )
-        return lowering(run, args, kwargs)
-    parts = [_lift(f) for f in lifted.fns]
+        return _plain_lowering((key, tuple(static_argnums)), static_argnums)(run, args, kwargs)
+    fns = lifted.fns
+    closure_free = all(type(f) is types.FunctionType and f.__closure__ is None for f in fns)
+    if closure_free:
+        memo = (key, tuple(map(id, fns)), tuple(static_argnums))
+        hit = _RECENT.get(memo)
+        if hit is not None and all(r() is f for r, f in zip(hit[0], fns, strict=True)):
+            return hit[1](run, args, kwargs)
+    parts = [_lift(f) for f in fns]
     site = (key, tuple(k for k, _, _ in parts), tuple(static_argnums))
-    if not any(arrays for _, arrays, _ in parts):
-        lowering = _sites.SITES.get(
-            site, lambda: Lowering(call_program(), static_argnums=static_argnums)
-        )
+    counts = [len(arrays) for _, arrays, _ in parts]
+    if not any(counts):
+        lowering = _plain_lowering(site, static_argnums)
+        if closure_free:
+            if len(_RECENT) >= _RECENT_MAX:
+                _RECENT.clear()
+            _RECENT[memo] = (tuple(weakref.ref(f) for f in fns), lowering)
         return lowering(run, args, kwargs)
     make_run = lifted.make_run
+    lead = sum(counts)
 
-    def lifted_run(closed: Sequence[Sequence[Any]], *a: Any, **kw: Any) -> Any:
-        fns = [rebuild(values) for (_, _, rebuild), values in zip(parts, closed, strict=True)]
-        return make_run(*fns)(*a, **kw)
+    def lifted_run(*a: Any, **kw: Any) -> Any:
+        # The first ``lead`` arguments are the closed-over arrays, function by function.
+        fns, start = [], 0
+        for (_, _, rebuild), n in zip(parts, counts, strict=True):
+            fns.append(rebuild(a[start : start + n]))
+            start += n
+        return make_run(*fns)(*a[lead:], **kw)
 
-    shifted = tuple(1 + i if i >= 0 else i for i in static_argnums)
+    shifted = tuple(lead + i if i >= 0 else i for i in static_argnums)
     lowering = _sites.SITES.get(
         (*site, "lifted"), lambda: Lowering(call_program(), static_argnums=shifted)
     )
-    closed = tuple(tuple(arrays) for _, arrays, _ in parts)
-    return lowering(lifted_run, (closed, *args), kwargs)
+    closed = [x for _, arrays, _ in parts for x in arrays]
+    return lowering(lifted_run, (*closed, *args), kwargs)

@@ -296,9 +296,10 @@ def checkpointed_scan_of(
 # --- public loops ------------------------------------------------------------------------
 
 
+@functools.lru_cache(maxsize=256, typed=True)
 def _site(kind: str, *options: Any) -> Any:
     """The site key of a loop without its functions (``_eager`` keys those): typed options,
-    so that ``unroll=True`` and ``unroll=1`` differ."""
+    so that ``unroll=True`` and ``unroll=1`` differ (memoized: it is built on every call)."""
     from ._sites import value_key
 
     return (kind, *(value_key(o) for o in options))

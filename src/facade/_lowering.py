@@ -279,7 +279,9 @@ class Lowering:
         before any state is written."""
         # The common call, straight through: eager, arrays or numbers only, a known signature.
         entry = None
-        if not kwargs and not self.static_argnums and not _local.frames and self._fn() is fn:
+        if not kwargs and not self.static_argnums and not _local.frames:
+            if self._fn() is not fn:  # an equivalent function of the same site (a new lambda)
+                self._fn = _weak(fn)
             for a in args:
                 if type(a) not in PLAIN_TYPES:
                     break
