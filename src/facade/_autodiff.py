@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import types
+import weakref
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import Any
 
@@ -227,6 +229,95 @@ def _lower_autodiff(
     return lower
 
 
+def _identity(obj: Any) -> tuple[Any, ...]:
+    """What makes ``obj`` the same object next time: its id, or a bound method's parts' ids."""
+    if isinstance(obj, types.MethodType):
+        return ("method", id(obj.__func__), id(obj.__self__))
+    return (id(obj),)
+
+
+def _weak_parts(obj: Any, callback: Any = None) -> tuple[Callable[[], Any], ...] | None:
+    """Weak references that find ``obj`` again (None if it cannot be referenced weakly)."""
+    try:
+        if isinstance(obj, types.MethodType):
+            return (weakref.ref(obj.__func__, callback), weakref.ref(obj.__self__, callback))
+        return (weakref.ref(obj, callback),)
+    except TypeError:
+        return None
+
+
+def _same(parts: tuple[Callable[[], Any], ...], obj: Any) -> bool:
+    if isinstance(obj, types.MethodType):
+        return parts[0]() is obj.__func__ and parts[-1]() is obj.__self__
+    return parts[0]() is obj
+
+
+_LOWERINGS = ("_lowering", "_checking_lowering")
+
+
+class _Built:
+    """What a GradientTransform computed from its arguments, found again by their identity.
+
+    brainstate code often builds ``grad(loss, grad_states=params)`` inside the step; a new
+    transform over the same function and States then skips flattening the grad_states and
+    building its site key. Everything that could keep a model alive is held weakly: the
+    function, the grad_states container (when Python can reference it weakly), each State and
+    the lowerings (which the site cache keeps exactly as long as the function and States live).
+    The entry removes itself when the function or a State is collected.
+    """
+
+    __slots__ = ("target", "grad_states", "states", "lowerings", "fields", "__weakref__")
+
+    def __init__(
+        self, memo: Any, target: Any, grad_states: Any, states: tuple[State, ...], fields: dict
+    ):
+        def forget(_: Any, memo: Any = memo, entry: Any = weakref.ref(self)) -> None:
+            if _BUILT.get(memo) is entry():
+                _BUILT.pop(memo, None)
+
+        self.target = _weak_parts(target, forget)
+        self.grad_states = _weak_parts(grad_states) if grad_states is not None else None
+        self.states = tuple(weakref.ref(s, forget) for s in states)
+        self.lowerings = {
+            k: weakref.ref(fields.pop(k)) if fields.get(k) is not None else None
+            for k in _LOWERINGS
+        }
+        self.fields = fields
+
+    def found(self, target: Any, grad_states: Any) -> dict[str, Any] | None:
+        """The transform's fields if ``target`` and ``grad_states`` are the cached ones."""
+        states = self._states_for(target, grad_states)
+        if states is None:
+            return None
+        lowerings = {k: r() if r is not None else None for k, r in self.lowerings.items()}
+        if any(r is not None and lowerings[k] is None for k, r in self.lowerings.items()):
+            return None
+        return {**self.fields, **lowerings, "_states": states}
+
+    def _states_for(self, target: Any, grad_states: Any) -> tuple[State, ...] | None:
+        if self.target is None or not _same(self.target, target):
+            return None
+        states = tuple(r() for r in self.states)
+        if grad_states is None:
+            return states if not states else None
+        if self.grad_states is not None:
+            if not _same(self.grad_states, grad_states):
+                return None
+            if isinstance(grad_states, State):
+                return states
+        # A container: the same States in it, in flattening order (a dict may have changed).
+        leaves = jax.tree.leaves(grad_states)
+        if len(leaves) != len(states) or any(
+            a is not b for a, b in zip(leaves, states, strict=True)
+        ):
+            return None
+        return states
+
+
+_BUILT: dict[Any, _Built] = {}
+_BUILT_MAX = 256
+
+
 class GradientTransform:
     """A stateful function transformed by a JAX-style gradient transform.
 
@@ -276,6 +367,16 @@ class GradientTransform:
     ):
         engine.check_callable(target, "target")
         engine.check_callable(transform, "transform")
+        memo = _memo_key(
+            target, transform, grad_states, argnums, return_value, has_aux,
+            transform_params, check_states, debug_nan,
+        )  # fmt: skip
+        built = _BUILT.get(memo) if memo is not None else None
+        found = built.found(target, grad_states) if built is not None else None
+        if found is not None:
+            self.__dict__.update(found)
+            self.target, self.grad_states, self.__wrapped__ = target, grad_states, target
+            return
         for flag_name, flag in [
             ("return_value", return_value),
             ("has_aux", has_aux),
@@ -337,6 +438,15 @@ class GradientTransform:
             else None
         )
         functools.update_wrapper(self, target, updated=())
+        if memo is not None:
+            fields = {
+                k: v
+                for k, v in self.__dict__.items()
+                if k not in ("target", "grad_states", "_states", "__wrapped__")
+            }
+            if len(_BUILT) >= _BUILT_MAX:
+                _BUILT.clear()
+            _BUILT[memo] = _Built(memo, target, grad_states, states, fields)
 
     def __repr__(self) -> str:
         options = [
@@ -404,6 +514,40 @@ class GradientTransform:
             f"debug_nan: the gradients of {name!r} hold NaN or Inf, already present in the "
             "inputs or states (no operation produced it)"
         )
+
+
+def _memo_key(
+    target: Any,
+    transform: Any,
+    grad_states: Any,
+    argnums: Any,
+    return_value: Any,
+    has_aux: Any,
+    transform_params: Any,
+    check_states: Any,
+    debug_nan: Any,
+) -> Any:
+    """The key under which a GradientTransform's construction is remembered, or None."""
+    if transform_params is not None and not isinstance(transform_params, dict):
+        return None  # refused below, with its message
+    try:
+        params = tuple((k, type(v), v) for k, v in sorted((transform_params or {}).items()))
+        key = (
+            _identity(target),
+            id(transform),
+            _identity(grad_states),
+            type(argnums),
+            tuple(argnums) if isinstance(argnums, list) else argnums,
+            return_value,
+            has_aux,
+            check_states,
+            debug_nan,
+            params,
+        )
+        hash(key)
+    except TypeError:
+        return None
+    return key
 
 
 def _describe_grad_states(grad_states: Any) -> str:

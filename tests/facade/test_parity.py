@@ -387,3 +387,28 @@ def test_aux_and_cotangent_handling():
         T.grad(lambda x: (jnp.sum(x), "label"), has_aux=True)(X)
     out, vjp_fn = T.vjp(lambda x: jnp.sum(x**2), X)
     assert_same(vjp_fn(1), 2 * X)  # a Python int cotangent, as the docstring allows
+
+
+def test_a_transform_built_anew_follows_its_arguments():
+    """Built on every call (brainstate's habit), grad reuses its program but always follows
+    the function and the States it is given now."""
+    a, b = facade.ParamState(jnp.array(2.0), name="a"), facade.ParamState(jnp.array(3.0), name="b")
+    params = {"a": a}
+
+    def loss(x):
+        return sum(s.value * x for s in params.values())
+
+    traces = []
+
+    def counted(x):
+        traces.append(1)
+        return loss(x)
+
+    for _ in range(3):
+        assert_same(T.grad(counted, grad_states=params)(1.0), {"a": jnp.array(1.0)})
+    assert len(traces) == 1
+    params["b"] = b  # the same dict, now holding two States
+    assert_same(
+        T.grad(counted, grad_states=params)(2.0), {"a": jnp.array(2.0), "b": jnp.array(2.0)}
+    )
+    assert_same(T.grad(lambda x: loss(x) * 2, grad_states=params)(1.0), {"a": 2.0, "b": 2.0})
