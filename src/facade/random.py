@@ -257,11 +257,11 @@ class RandomState(State):
         """
         return jnp.asarray(self.value)  # the entropy-seeded initial key is numpy
 
-    def set_key(self, key: KeyLike) -> None:
+    def set_key(self, seed_or_key: KeyLike) -> None:
         """Replace the key.
 
         Args:
-            key: a PRNG key (raw ``uint32`` or typed) or an int seed.
+            seed_or_key: a PRNG key (raw ``uint32`` or typed) or an int seed.
 
         Raises:
             TypeError: ``key`` is not a key.
@@ -274,9 +274,9 @@ class RandomState(State):
             >>> rs.get_key().tolist()
             [0, 5]
         """
-        if key is None:
+        if seed_or_key is None:
             raise TypeError("key must be an int seed or a PRNG key, got None")
-        self.value = _as_key(key, "key")
+        self.value = _as_key(seed_or_key, "key")
 
     def split_key(self, n: int | None = None) -> jax.Array:
         """Advance the state and return fresh key(s): ``k -> split(k, n+1)``, keep the first.
@@ -536,8 +536,8 @@ class RandomState(State):
         low: Param,
         high: Param | None = None,
         size: Size = None,
-        dtype: DTypeLike | None = None,
         key: KeyLike = None,
+        dtype: DTypeLike | None = None,
     ) -> jax.Array:
         """Integers in [low, high) (or [0, low) when ``high`` is None), like numpy's.
 
@@ -899,16 +899,16 @@ class RandomState(State):
 
     def weibull_min(
         self,
-        c: Param,
+        a: Param,
         scale: Param = 1.0,
         size: Size = None,
         key: KeyLike = None,
         dtype: DTypeLike | None = None,
     ) -> jax.Array:
-        """Weibull samples with concentration ``c`` and scale ``scale``."""
-        c, scale = _arr(c), _arr(scale)
-        shape = _size(size, c, scale)
-        return jr.weibull_min(self._key(key), scale, c, shape, _dtype(dtype, "float"))
+        """Weibull samples with shape (concentration) ``a`` and scale ``scale``."""
+        a, scale = _arr(a), _arr(scale)
+        shape = _size(size, a, scale)
+        return jr.weibull_min(self._key(key), scale, a, shape, _dtype(dtype, "float"))
 
     def wald(
         self,
@@ -1020,26 +1020,28 @@ class RandomState(State):
 
     # ---------------------------------------------------------------- *_like
 
-    def rand_like(self, x: Param, key: KeyLike = None, dtype: DTypeLike | None = None) -> jax.Array:
-        """Uniform [0, 1) samples with the shape of ``x`` (and its dtype, if float)."""
-        return self.random(np.shape(x), key=key, dtype=dtype or _float_dtype_of(x))
+    def rand_like(
+        self, input: Param, dtype: DTypeLike | None = None, key: KeyLike = None
+    ) -> jax.Array:
+        """Uniform [0, 1) samples with the shape of ``input`` (and its dtype, if float)."""
+        return self.random(np.shape(input), key=key, dtype=dtype or _float_dtype_of(input))
 
     def randn_like(
-        self, x: Param, key: KeyLike = None, dtype: DTypeLike | None = None
+        self, input: Param, dtype: DTypeLike | None = None, key: KeyLike = None
     ) -> jax.Array:
-        """Standard normal samples with the shape of ``x`` (and its dtype, if float)."""
-        return self.normal(size=np.shape(x), key=key, dtype=dtype or _float_dtype_of(x))
+        """Standard normal samples with the shape of ``input`` (and its dtype, if float)."""
+        return self.normal(size=np.shape(input), key=key, dtype=dtype or _float_dtype_of(input))
 
     def randint_like(
         self,
-        x: Param,
+        input: Param,
         low: Param = 0,
         high: Param | None = None,
-        key: KeyLike = None,
         dtype: DTypeLike | None = None,
+        key: KeyLike = None,
     ) -> jax.Array:
-        """Integers in [low, high) with the shape of ``x``."""
-        return self.randint(low, high, size=np.shape(x), dtype=dtype, key=key)
+        """Integers in [low, high) with the shape of ``input``."""
+        return self.randint(low, high, size=np.shape(input), key=key, dtype=dtype)
 
 
 def _float_dtype_of(x: typing.Any) -> typing.Any:
