@@ -271,16 +271,17 @@ class _Built:
     def __init__(
         self, memo: Any, target: Any, grad_states: Any, states: tuple[State, ...], fields: dict
     ):
-        def forget(_: Any, memo: Any = memo, entry: Any = weakref.ref(self)) -> None:
-            if _BUILT.get(memo) is entry():
+        me = weakref.ref(self)
+
+        def forget(_: Any) -> None:
+            if _BUILT.get(memo) is me():
                 _BUILT.pop(memo, None)
 
         self.target = _weak_parts(target, forget)
         self.grad_states = _weak_parts(grad_states) if grad_states is not None else None
         self.states = tuple(weakref.ref(s, forget) for s in states)
         self.lowerings = {
-            k: weakref.ref(fields.pop(k)) if fields.get(k) is not None else None
-            for k in _LOWERINGS
+            k: weakref.ref(fields.pop(k)) if fields.get(k) is not None else None for k in _LOWERINGS
         }
         self.fields = fields
 
@@ -297,7 +298,9 @@ class _Built:
     def _states_for(self, target: Any, grad_states: Any) -> tuple[State, ...] | None:
         if self.target is None or not _same(self.target, target):
             return None
-        states = tuple(r() for r in self.states)
+        states = tuple(s for s in (r() for r in self.states) if s is not None)
+        if len(states) != len(self.states):
+            return None
         if grad_states is None:
             return states if not states else None
         if self.grad_states is not None:
