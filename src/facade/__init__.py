@@ -5,7 +5,7 @@ them, and each call lowers to one compiled JAX program through the ``functional`
 """
 
 from . import _filters as filter
-from . import environ, graph, nn, optim, random, transform
+from . import environ, graph, nn, optim, random, transform, util
 from ._state import HiddenState, LongTermState, ParamState, ShortTermState, State
 
 __all__ = [
@@ -21,4 +21,5 @@ __all__ = [
     "optim",
     "random",
     "transform",
+    "util",
 ]

@@ -7,14 +7,17 @@ A filter is one of:
 * a callable ``(path, state) -> bool``, ``path`` being the tuple of attribute names, indices
   and dict keys that leads to the state;
 * ``...`` or ``True``: every state; ``None`` or ``False``: no state;
-* a combinator: :class:`Not`, :class:`All` or :class:`Any` (which are predicates themselves).
+* a combinator: :class:`Not`, :class:`All` or :class:`Any` (which are predicates themselves);
+* one of brainstate's named filters (``brainstate.util.filter``): :class:`OfType`,
+  :class:`WithTag`, :class:`PathContains`, :class:`Everything`, :class:`Nothing`.
 """
 
 from __future__ import annotations
 
+import builtins
 import inspect
 import typing
-from collections.abc import Callable
+from collections.abc import Callable, Hashable
 
 from ._state import State
 
@@ -66,7 +69,7 @@ def _filter_repr(f: typing.Any) -> str:
         return f.__name__
     if isinstance(f, tuple):
         return "(" + ", ".join(_filter_repr(x) for x in f) + ("," if len(f) == 1 else "") + ")"
-    if isinstance(f, _Combinator | _IsInstance | _Call):
+    if isinstance(f, _Combinator | _IsInstance | _Call | _Named):
         return repr(f)
     return getattr(f, "__qualname__", None) or repr(f)
 
@@ -120,7 +123,7 @@ def to_predicate(filter: typing.Any) -> Predicate:
         )
     if isinstance(filter, tuple):
         return Any(*filter)
-    if isinstance(filter, _Combinator):
+    if isinstance(filter, _Combinator | _Named):
         return filter
     if isinstance(filter, str | bytes | int | float | complex | list | dict | set) or not callable(
         filter
@@ -226,3 +229,95 @@ class Any(_Combinator):
 
     def __call__(self, path: tuple, state: State) -> bool:
         return any(p(path, state) for p in self._predicates)
+
+
+class _Named:
+    """Base of brainstate's named filters: a predicate compared and hashed by its argument."""
+
+    __slots__ = ("arg",)
+
+    def __init__(self, arg: typing.Any = None):
+        self.arg = arg
+
+    def __call__(self, path: tuple, state: State) -> bool:
+        raise NotImplementedError
+
+    def __repr__(self) -> str:
+        if type(self) in (Everything, Nothing):
+            return f"{type(self).__name__}()"
+        return f"{type(self).__name__}({_filter_repr(self.arg)})"
+
+    def __eq__(self, other: object) -> bool:
+        return type(self) is type(other) and self.arg == other.arg  # type: ignore[attr-defined]
+
+    def __hash__(self) -> int:
+        return hash((type(self), self.arg))
+
+
+class OfType(_Named):
+    """Filter matching the states that are instances of ``type`` (a State subclass).
+
+    Example:
+        >>> import jax.numpy as jnp, facade
+        >>> from facade.util.filter import OfType
+        >>> OfType(facade.ParamState)((), facade.ParamState(jnp.zeros(2)))
+        True
+    """
+
+    __slots__ = ()
+
+    def __init__(self, type: type):
+        if not isinstance(type, builtins.type):
+            raise TypeError(f"OfType takes a class, got {type!r}")
+        super().__init__(type)
+
+    def __call__(self, path: tuple, state: State) -> bool:
+        return isinstance(state, self.arg)
+
+
+class WithTag(_Named):
+    """Filter matching the states whose ``tag`` attribute equals ``tag``."""
+
+    __slots__ = ()
+
+    def __init__(self, tag: str):
+        super().__init__(tag)
+
+    def __call__(self, path: tuple, state: State) -> bool:
+        return bool(getattr(state, "tag", None) == self.arg)
+
+
+class PathContains(_Named):
+    """Filter matching the states whose path (attribute names, indices, keys) contains ``key``."""
+
+    __slots__ = ()
+
+    def __init__(self, key: Hashable):
+        super().__init__(key)
+
+    def __call__(self, path: tuple, state: State) -> bool:
+        return self.arg in path
+
+
+class Everything(_Named):
+    """Filter matching every state (as ``...``)."""
+
+    __slots__ = ()
+
+    def __init__(self) -> None:
+        super().__init__()
+
+    def __call__(self, path: tuple, state: State) -> bool:
+        return True
+
+
+class Nothing(_Named):
+    """Filter matching no state (as ``None``)."""
+
+    __slots__ = ()
+
+    def __init__(self) -> None:
+        super().__init__()
+
+    def __call__(self, path: tuple, state: State) -> bool:
+        return False

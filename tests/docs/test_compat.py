@@ -40,6 +40,7 @@ def test_the_page_covers_every_facade_module_brainstate_has() -> None:
         "brainstate.random",
         "brainstate.environ",
         "brainstate.graph",
+        "brainstate.util.filter",
     ]
     for bs, _, provided, missing in SECTIONS:
         assert provided, bs

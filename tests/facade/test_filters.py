@@ -108,3 +108,43 @@ def test_error_messages_name_the_filter():
         Any(facade.ParamState, "x")
     with pytest.raises(TypeError):
         to_predicate((facade.ParamState, 7))
+
+
+def test_brainstate_named_filters():
+    from facade.util.filter import Everything, Nothing, OfType, PathContains, WithTag
+
+    assert matches(OfType(facade.HiddenState)) == matches(facade.HiddenState)
+    assert matches(OfType(facade.ParamState)) == [True, False, False, False]
+    assert matches(Everything()) == [True] * 4
+    assert matches(Nothing()) == [False] * 4
+    assert matches(PathContains("w"), path=("layer", "w")) == [True] * 4
+    assert matches(PathContains("w"), path=("layer", "b")) == [False] * 4
+
+    class Tagged(facade.State):
+        tag = "fast"  # facade's State has no tag slot: a subclass carries one
+
+    tagged = Tagged(jnp.zeros(1))
+    assert to_predicate(WithTag("fast"))((), tagged) is True
+    assert to_predicate(WithTag("fast"))((), PLAIN) is False
+    # They compose with the other forms, compare by argument and read back as written.
+    assert matches(All(OfType(facade.HiddenState), Not(facade.ShortTermState))) == [False] * 4
+    assert OfType(facade.ParamState) == OfType(facade.ParamState)
+    assert len({OfType(facade.ParamState), OfType(facade.ParamState)}) == 1
+    assert repr(Not(OfType(facade.ParamState))) == "Not(OfType(ParamState))"
+    assert repr(Everything()) == "Everything()"
+    with pytest.raises(TypeError, match="ParamState"):  # the hook checks the annotation first
+        OfType("ParamState")
+
+
+def test_brainstate_util_filter_selects_module_states():
+    class Net(facade.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.w = facade.ParamState(jnp.ones(2))
+            self.h = facade.HiddenState(jnp.zeros(2))
+
+    net = Net()
+    picked = net.states(facade.util.filter.OfType(facade.HiddenState))
+    assert list(picked.values()) == [net.h]
+    by_path = net.states(facade.util.filter.PathContains("w"))
+    assert list(by_path.values()) == [net.w]
