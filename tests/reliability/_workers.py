@@ -2,6 +2,9 @@
 
 ``conftest.py`` starts each worker when the collected tests include one that needs it; a test
 then calls :func:`report` for the worker's JSON report (starting it there if it was not started).
+Under pytest-xdist the controller starts them instead (``tests/conftest.py``, before any pytest
+worker runs), writing their output to files in ``$STATEGRAD_WORKER_REPORTS``, which
+:func:`report` then reads in whichever pytest worker runs the test.
 The workers are: ``models`` (1,000 models created and dropped, see ``_models_worker.py``),
 ``sharding`` (8 simulated CPU devices, see ``_sharding_worker.py``) and ``shard_map`` (the
 facade's stateful ``shard_map`` on 8 simulated CPU devices, see ``_shard_map_worker.py``).
@@ -13,6 +16,7 @@ import json
 import os
 import subprocess
 import sys
+import time
 from typing import Any
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -58,8 +62,47 @@ def start(name: str) -> None:
     )
 
 
+def start_to_files(name: str, folder: str) -> subprocess.Popen[bytes]:
+    """Start worker ``name`` with its output in ``folder``; its exit code lands in ``name.rc``."""
+    argv, extra_env = WORKERS[name]
+    env = dict(os.environ, JAX_PLATFORMS="cpu", **extra_env)
+    base = os.path.join(folder, name)
+    # A small parent records the exit code once the worker is done, for any process to read.
+    record = (
+        "import os, subprocess, sys; rc = subprocess.call(sys.argv[2:]); tmp = sys.argv[1] + '~'; "
+        "open(tmp, 'w').write(str(rc)); os.replace(tmp, sys.argv[1])"
+    )
+    with open(base + ".out", "wb") as out, open(base + ".err", "wb") as err:
+        return subprocess.Popen(
+            [sys.executable, "-c", record, base + ".rc", sys.executable, *argv],
+            stdout=out,
+            stderr=err,
+            env=env,
+        )
+
+
+def _report_from_files(name: str, folder: str) -> dict[str, Any]:
+    base = os.path.join(folder, name)
+    deadline = time.monotonic() + 900
+    while not os.path.exists(base + ".rc"):
+        assert time.monotonic() < deadline, f"{name} worker did not finish within 900 s"
+        time.sleep(0.2)
+    with open(base + ".rc") as f:
+        returncode = int(f.read())
+    with open(base + ".out") as f:
+        out = f.read()
+    with open(base + ".err") as f:
+        err = f.read()
+    assert returncode == 0, f"{name} worker failed:\n{err[-4000:]}"
+    line = next(x for x in out.splitlines() if x.startswith("REPORT "))
+    return json.loads(line[len("REPORT ") :])  # type: ignore[no-any-return]
+
+
 def report(name: str) -> dict[str, Any]:
     """The worker's report (waits for it); raises AssertionError if the worker failed."""
+    folder = os.environ.get("STATEGRAD_WORKER_REPORTS")
+    if name not in _reports and folder and os.path.exists(os.path.join(folder, name + ".out")):
+        _reports[name] = _report_from_files(name, folder)
     if name not in _reports:
         start(name)
         proc = _procs.pop(name)

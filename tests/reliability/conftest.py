@@ -2,8 +2,8 @@
 
 ``HYPOTHESIS_PROFILE=ci`` (the default) keeps ``test_properties.py`` within about a minute on two
 cores: few examples and no shrinking (every example compiles a program, so shrinking a failure
-can take many minutes; the failing example is printed in full instead). ``dev`` runs ten times
-as many examples and shrinks failures, for local soak testing:
+can take many minutes; the failing example is printed in full instead). ``dev`` runs 150
+examples per property and shrinks failures, for local soak testing:
 ``HYPOTHESIS_PROFILE=dev pytest tests/reliability/test_properties.py``.
 """
 
@@ -20,7 +20,7 @@ _COMMON = dict(
 )
 settings.register_profile(
     "ci",
-    max_examples=8,
+    max_examples=4,
     phases=[Phase.explicit, Phase.reuse, Phase.generate],
     **_COMMON,
 )
@@ -29,8 +29,14 @@ settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci"))
 
 
 def pytest_collection_modifyitems(config: object, items: list[object]) -> None:
-    """Start the subprocess workers that the selected tests need, to overlap with the rest."""
+    """Start the subprocess workers that the selected tests need, to overlap with the rest.
+
+    Under pytest-xdist the controller has started them already (``tests/conftest.py``).
+    """
     from . import _workers
+
+    if os.environ.get("PYTEST_XDIST_WORKER"):
+        return
 
     here = os.path.dirname(os.path.abspath(__file__))
     for item in items:
