@@ -79,6 +79,11 @@ def train(model, x_train, y_train, x_test, y_test, epochs: int, max_steps: int |
         loss = optax.softmax_cross_entropy_with_integer_labels(logits, y).mean()
         return loss, (logits.argmax(-1) == y).mean()
 
+    return fit(train_step, evaluate, x_train, y_train, x_test, y_test, epochs, max_steps)
+
+
+def fit(train_step, evaluate, x_train, y_train, x_test, y_test, epochs: int, max_steps):
+    """Shuffled mini-batches through ``train_step``, ``evaluate`` on the held-out set per epoch."""
     rng = np.random.default_rng(0)
     steps_per_epoch = len(x_train) // BATCH
     total = epochs * steps_per_epoch if max_steps is None else max_steps
@@ -104,7 +109,7 @@ def train(model, x_train, y_train, x_test, y_test, epochs: int, max_steps: int |
     return history
 
 
-def plot(history: dict, path: Path) -> None:
+def plot(history: dict, path: Path, title: str) -> None:
     fig, (left, right) = plt.subplots(1, 2, figsize=(10, 4))
     left.plot(history["step"], history["train_loss"], alpha=0.4, label="training batches")
     left.plot(history["epoch_step"], history["test_loss"], "o-", label="held-out set")
@@ -112,7 +117,7 @@ def plot(history: dict, path: Path) -> None:
     left.legend()
     right.plot(history["epoch_step"], history["test_acc"], "o-", color="C1")
     right.set(xlabel="step", ylabel="accuracy", ylim=(0, 1), title="Held-out accuracy")
-    fig.suptitle("facade.nn conv net on scikit-learn's digits, Adam under facade.transform.jit")
+    fig.suptitle(title)
     fig.tight_layout()
     fig.savefig(path, dpi=120)
     plt.close(fig)
@@ -137,7 +142,8 @@ def main() -> None:
     print(
         f"held-out accuracy: {accuracy:.4f} ({len(x_test)} images, {history['step'][-1] + 1} steps)"
     )
-    plot(history, args.out)
+    title = "facade.nn conv net on scikit-learn's digits, Adam under facade.transform.jit"
+    plot(history, args.out, title)
     print(f"Learning curves saved to {args.out.resolve()}")
     if not args.quick:
         assert accuracy > 0.9, "the classifier should reach more than 90% on held-out digits"

@@ -459,8 +459,10 @@ def _check_not_abstract(states: Sequence[State], values: Sequence[Any]) -> None:
     for s, v in zip(states, values, strict=True):
         if is_abstract(v):
             raise TypeError(
-                f"{s._describe()} holds only shapes and dtypes (a model built by eval_shape); "
-                "give it a value (e.g. initialise the model for real) before running it"
+                f"{s._describe()} holds only shapes and dtypes: it was created inside a "
+                "transform (e.g. a model built by eval_shape, or init_all_states called inside "
+                "jit or grad); give it a value (initialise the model outside the transform) "
+                "before running it"
             )
 
 

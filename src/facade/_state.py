@@ -228,9 +228,11 @@ class State:
                 return f.values[self]
         if is_abstract(self._value):
             raise TypeError(
-                f"{self._describe()} holds only shapes and dtypes (a model built by "
-                "eval_shape); give it a value (e.g. initialise the model for real) before "
-                "running it, or use it inside facade.transform.eval_shape"
+                f"{self._describe()} holds only shapes and dtypes: it was created inside a "
+                "transform (e.g. a model built by eval_shape, or init_all_states called inside "
+                "jit or grad), which keeps its value local; give it a value (initialise the "
+                "model outside the transform, or reset_all_states inside it writes the same "
+                "State) before running it, or use it inside facade.transform.eval_shape"
             )
         return self._value
 

@@ -46,6 +46,11 @@ EXPECTED = {
         "Figure saved to",
     ],
     "digits_classifier.py": ["held-out accuracy:", "Learning curves saved to"],
+    "gru_digits.py": [
+        "BPTT gradient through for_loop matches the unrolled loop",
+        "held-out accuracy:",
+        "Learning curves saved to",
+    ],
 }
 
 
