@@ -266,7 +266,7 @@ class _Built:
     The entry removes itself when the function or a State is collected.
     """
 
-    __slots__ = ("target", "grad_states", "states", "lowerings", "fields", "__weakref__")
+    __slots__ = ("target", "grad_states", "layout", "states", "lowerings", "fields", "__weakref__")
 
     def __init__(
         self, memo: Any, target: Any, grad_states: Any, states: tuple[State, ...], fields: dict
@@ -279,6 +279,7 @@ class _Built:
 
         self.target = _weak_parts(target, forget)
         self.grad_states = _weak_parts(grad_states) if grad_states is not None else None
+        self.layout = _layout(grad_states)
         self.states = tuple(weakref.ref(s, forget) for s in states)
         self.lowerings = {
             k: weakref.ref(fields.pop(k)) if fields.get(k) is not None else None for k in _LOWERINGS
@@ -287,34 +288,46 @@ class _Built:
 
     def found(self, target: Any, grad_states: Any) -> dict[str, Any] | None:
         """The transform's fields if ``target`` and ``grad_states`` are the cached ones."""
-        states = self._states_for(target, grad_states)
-        if states is None:
+        if self.target is None or not _same(self.target, target):
+            return None
+        if self.grad_states is not None and not _same(self.grad_states, grad_states):
+            return None
+        # The same container may hold other States or keys by now: compare what it holds.
+        if _layout(grad_states) != self.layout:
+            return None
+        states = tuple(r() for r in self.states)
+        if not _holds(grad_states, states):
             return None
         lowerings = {k: r() if r is not None else None for k, r in self.lowerings.items()}
         if any(r is not None and lowerings[k] is None for k, r in self.lowerings.items()):
             return None
         return {**self.fields, **lowerings, "_states": states}
 
-    def _states_for(self, target: Any, grad_states: Any) -> tuple[State, ...] | None:
-        if self.target is None or not _same(self.target, target):
-            return None
-        states = tuple(s for s in (r() for r in self.states) if s is not None)
-        if len(states) != len(self.states):
-            return None
-        if grad_states is None:
-            return states if not states else None
-        if self.grad_states is not None:
-            if not _same(self.grad_states, grad_states):
-                return None
-            if isinstance(grad_states, State):
-                return states
-        # A container: the same States in it, in flattening order (a dict may have changed).
+
+def _layout(grad_states: Any) -> Any:
+    """What decides the grad_states' tree structure, cheaply for the common forms."""
+    if grad_states is None or isinstance(grad_states, State):
+        return type(grad_states)
+    if type(grad_states) is dict:
+        return (dict, tuple(grad_states))  # the keys, in order
+    if type(grad_states) in (list, tuple):
+        return (type(grad_states), len(grad_states))
+    return jax.tree.structure(grad_states)
+
+
+def _holds(grad_states: Any, states: tuple[Any, ...]) -> bool:
+    """Whether ``grad_states`` (of a known layout) holds exactly ``states``, in flattening order."""
+    if grad_states is None:
+        return not states
+    if isinstance(grad_states, State):
+        return len(states) == 1 and states[0] is grad_states
+    if type(grad_states) in (list, tuple):
+        leaves: Any = grad_states
+    elif type(grad_states) is dict:
+        leaves = [grad_states[k] for k in sorted(grad_states)]  # jax.tree's order of dict keys
+    else:
         leaves = jax.tree.leaves(grad_states)
-        if len(leaves) != len(states) or any(
-            a is not b for a, b in zip(leaves, states, strict=True)
-        ):
-            return None
-        return states
+    return len(leaves) == len(states) and all(a is b for a, b in zip(leaves, states, strict=True))
 
 
 _BUILT: dict[Any, _Built] = {}

@@ -63,6 +63,8 @@ _LIVE: dict[int, Ident] = {}
 
 
 def _forget(ident: int, ref: Any) -> None:
+    if _LIVE is None:  # type: ignore[comparison-overlap]  # interpreter shutdown: globals gone
+        return
     found = _LIVE.get(ident)
     if found is not None and found.ref is ref:
         del _LIVE[ident]

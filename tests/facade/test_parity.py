@@ -412,3 +412,15 @@ def test_a_transform_built_anew_follows_its_arguments():
         T.grad(counted, grad_states=params)(2.0), {"a": jnp.array(2.0), "b": jnp.array(2.0)}
     )
     assert_same(T.grad(lambda x: loss(x) * 2, grad_states=params)(1.0), {"a": 2.0, "b": 2.0})
+    # The same dict and the same States under other keys: the gradients follow the new keys.
+    params.clear()
+    params.update(z=a, y=b)
+    assert_same(
+        T.grad(counted, grad_states=params)(1.0), {"z": jnp.array(1.0), "y": jnp.array(1.0)}
+    )
+    # A list that now holds the States in the other order.
+    order = [a, b]
+    assert_same(T.grad(counted, grad_states=order)(1.0), [jnp.array(1.0), jnp.array(1.0)])
+    order.reverse()
+    weights = T.grad(lambda: a.value * 5.0 + b.value, grad_states=order)
+    assert_same(weights(), [jnp.array(1.0), jnp.array(5.0)])
