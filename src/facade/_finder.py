@@ -27,6 +27,7 @@ class StateFinder:
             the state's name (or its index when it has none), an unhashable key to its ``str``.
 
     Raises:
+        TypeError: ``usage`` is not a str.
         ValueError: an unknown ``usage`` or ``return_type``.
         TypeError: ``fn`` or ``key_fn`` not callable, or a bad filter.
 
@@ -52,6 +53,8 @@ class StateFinder:
     ):
         if not callable(fn):
             raise TypeError(f"StateFinder: fn must be callable, got {type(fn).__name__}")
+        if not isinstance(usage, str):
+            raise TypeError(f"StateFinder: usage must be a str, one of {_USAGES}, got {usage!r}")
         if usage not in _USAGES:
             raise ValueError(f"StateFinder: usage must be one of {_USAGES}, got {usage!r}")
         if return_type not in _RETURN_TYPES:

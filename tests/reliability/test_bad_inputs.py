@@ -553,9 +553,6 @@ def _cases() -> list[Case]:
             lambda W: T.StateFinder(W.loss, usage=1),
             TypeError,
             "usage",
-            xfail=None
-            if HOOKED
-            else "StateFinder(usage=1) raises ValueError for a wrong type (TypeError expected)",
         ),
         # --- transform_params a transform does not accept -----------------------------------------
         L(
@@ -802,4 +799,5 @@ def test_catalogue_without_import_hook() -> None:
         timeout=300,
     )
     assert proc.returncode == 0, proc.stdout[-6000:] + proc.stderr[-3000:]
-    assert "passed" in proc.stdout and "xfailed" in proc.stdout, proc.stdout[-2000:]
+    failed = re.search(r"\d+ failed", proc.stdout)
+    assert "passed" in proc.stdout and not failed, proc.stdout[-2000:]
