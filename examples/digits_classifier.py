@@ -56,9 +56,11 @@ def make_model() -> brainstate.nn.Module:
     )
 
 
-def train(model, x_train, y_train, x_test, y_test, epochs: int, max_steps: int | None):
+def train(
+    model, x_train, y_train, x_test, y_test, epochs: int, max_steps: int | None, lr: float = 3e-3
+):
     params = model.states(brainstate.ParamState)
-    optimizer = brainstate.optim.Adam(lr=3e-3)
+    optimizer = brainstate.optim.Adam(lr=lr)
     optimizer.register_trainable_weights(params)
 
     def loss_fn(x, y):

@@ -24,9 +24,9 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import optax
-from digits_classifier import BATCH, fit, plot  # the training loop and figure of the conv-net example
-from sklearn.datasets import load_digits
-from sklearn.model_selection import train_test_split
+
+# The data, training loop and figure of the conv-net example (its fit=True only turns dropout on).
+from digits_classifier import BATCH, load_data, plot, train
 
 import facade as brainstate
 
@@ -55,15 +55,6 @@ class RowReader(nn.Module):
         return self.readout(self.cell.h.value)
 
 
-def load_data():
-    """Images as (n, 8, 8) floats in [0, 1], labels 0-9; a stratified 75/25 split."""
-    digits = load_digits()
-    images = (digits.images / 16.0).astype(np.float32)
-    return train_test_split(
-        images, digits.target, test_size=0.25, random_state=0, stratify=digits.target
-    )
-
-
 def check_bptt(model, params, x, y) -> None:
     """The gradient through for_loop equals the one through the unrolled Python loop."""
 
@@ -79,30 +70,6 @@ def check_bptt(model, params, x, y) -> None:
     print("BPTT gradient through for_loop matches the unrolled loop")
 
 
-def train(model, x_train, y_train, x_test, y_test, epochs: int, max_steps: int | None):
-    params = model.states(brainstate.ParamState)
-    optimizer = brainstate.optim.Adam(lr=1e-2)
-    optimizer.register_trainable_weights(params)
-
-    def loss_fn(x, y):
-        logits = model(x)
-        return optax.softmax_cross_entropy_with_integer_labels(logits, y).mean()
-
-    @brainstate.transform.jit
-    def train_step(x, y):
-        grads, loss = brainstate.transform.grad(loss_fn, params, return_value=True)(x, y)
-        optimizer.update(grads)
-        return loss
-
-    @brainstate.transform.jit
-    def evaluate(x, y):
-        logits = model(x)
-        loss = optax.softmax_cross_entropy_with_integer_labels(logits, y).mean()
-        return loss, (logits.argmax(-1) == y).mean()
-
-    return fit(train_step, evaluate, x_train, y_train, x_test, y_test, epochs, max_steps)
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="a few steps only (for tests)")
@@ -112,6 +79,7 @@ def main() -> None:
 
     brainstate.random.seed(0)  # the initial weights
     x_train, x_test, y_train, y_test = load_data()
+    x_train, x_test = x_train[..., 0], x_test[..., 0]  # rows of pixels: no channel axis
     model = RowReader()
     nn.init_all_states(model, batch_size=BATCH)  # creates the cell's HiddenState h
     params = model.states(brainstate.ParamState)
@@ -120,7 +88,7 @@ def main() -> None:
 
     history = train(
         model, x_train, y_train, jnp.asarray(x_test), jnp.asarray(y_test), args.epochs,
-        max_steps=20 if args.quick else None,
+        max_steps=20 if args.quick else None, lr=1e-2,
     )  # fmt: skip
     accuracy = history["test_acc"][-1]
     print(

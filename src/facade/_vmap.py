@@ -190,16 +190,8 @@ def vmap2(
     return make if fn is None else make(fn)
 
 
-class _NewStatesMapped:
+class _NewStatesMapped(Mapped):
     """A function under :func:`vmap_new_states`: traced on every call (it creates States)."""
-
-    def __init__(self, spec: Spec):
-        self.spec = spec
-        functools.update_wrapper(self, spec.fn, updated=())
-
-    def __get__(self, instance: Any, owner: type | None = None) -> Any:
-        """As a method (``@vmap`` on a ``def`` in a class): bound to the instance."""
-        return self if instance is None else types.MethodType(self, instance)
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
         # Called eagerly, it runs op by op: compiling a program for every call (it must trace

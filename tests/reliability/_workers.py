@@ -48,13 +48,24 @@ _procs: dict[str, subprocess.Popen[str]] = {}
 _reports: dict[str, dict[str, Any]] = {}
 
 
+def _command(name: str) -> tuple[list[str], dict[str, str]]:
+    """The worker's command line and environment."""
+    argv, extra_env = WORKERS[name]
+    return [sys.executable, *argv], dict(os.environ, JAX_PLATFORMS="cpu", **extra_env)
+
+
+def _parse(name: str, returncode: int, out: str, err: str) -> dict[str, Any]:
+    assert returncode == 0, f"{name} worker failed:\n{err[-4000:]}"
+    line = next(x for x in out.splitlines() if x.startswith("REPORT "))
+    return json.loads(line[len("REPORT ") :])  # type: ignore[no-any-return]
+
+
 def start(name: str) -> None:
     if name in _procs or name in _reports:
         return
-    argv, extra_env = WORKERS[name]
-    env = dict(os.environ, JAX_PLATFORMS="cpu", **extra_env)
+    command, env = _command(name)
     _procs[name] = subprocess.Popen(
-        [sys.executable, *argv],
+        command,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
@@ -64,8 +75,7 @@ def start(name: str) -> None:
 
 def start_to_files(name: str, folder: str) -> subprocess.Popen[bytes]:
     """Start worker ``name`` with its output in ``folder``; its exit code lands in ``name.rc``."""
-    argv, extra_env = WORKERS[name]
-    env = dict(os.environ, JAX_PLATFORMS="cpu", **extra_env)
+    command, env = _command(name)
     base = os.path.join(folder, name)
     # A small parent records the exit code once the worker is done, for any process to read.
     record = (
@@ -74,7 +84,7 @@ def start_to_files(name: str, folder: str) -> subprocess.Popen[bytes]:
     )
     with open(base + ".out", "wb") as out, open(base + ".err", "wb") as err:
         return subprocess.Popen(
-            [sys.executable, "-c", record, base + ".rc", sys.executable, *argv],
+            [sys.executable, "-c", record, base + ".rc", *command],
             stdout=out,
             stderr=err,
             env=env,
@@ -93,9 +103,7 @@ def _report_from_files(name: str, folder: str) -> dict[str, Any]:
         out = f.read()
     with open(base + ".err") as f:
         err = f.read()
-    assert returncode == 0, f"{name} worker failed:\n{err[-4000:]}"
-    line = next(x for x in out.splitlines() if x.startswith("REPORT "))
-    return json.loads(line[len("REPORT ") :])  # type: ignore[no-any-return]
+    return _parse(name, returncode, out, err)
 
 
 def report(name: str) -> dict[str, Any]:
@@ -107,9 +115,7 @@ def report(name: str) -> dict[str, Any]:
         start(name)
         proc = _procs.pop(name)
         out, err = proc.communicate(timeout=900)
-        assert proc.returncode == 0, f"{name} worker failed:\n{err[-4000:]}"
-        line = next(x for x in out.splitlines() if x.startswith("REPORT "))
-        _reports[name] = json.loads(line[len("REPORT ") :])
+        _reports[name] = _parse(name, proc.returncode, out, err)
     return _reports[name]
 
 
