@@ -20,7 +20,7 @@ import jax.numpy as jnp
 from _timing import rss_kib
 
 import facade
-from facade import _sites
+from facade._core import keys as _sites
 
 MEMORY_N = 10
 

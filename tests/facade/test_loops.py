@@ -306,7 +306,7 @@ def test_reverse_mode_through_while_loop_points_to_bounded_while_loop():
 
 
 def test_progress_bar_reports_from_inside_the_compiled_loop(monkeypatch):
-    from facade import _progress
+    from facade.transform import _progress
 
     bars = []
 

@@ -127,7 +127,7 @@ def test_no_tracer_outlives_a_dropped_model(kind: str) -> None:
 def test_one_shot_transforms_find_their_site_again() -> None:
     """vjp/jvp with a new lambda per call over the same objects reuse one lowering each, and
     memory stays flat (it grew by ~1.8 MB per call when each lambda was a new cache entry)."""
-    from facade._sites import SITES
+    from facade._core.keys import SITES
 
     w = facade.ParamState(jnp.array([1.0, 2.0]), name="w")
     x = jnp.ones(2)

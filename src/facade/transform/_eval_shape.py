@@ -7,8 +7,8 @@ from typing import Any
 
 import jax
 
-from ._bridge import Signature, fresh_jax_traces
-from ._state import ARRAY_TYPES, State, abstract, frame, is_abstract, peek
+from .._core.bridge import Signature, fresh_jax_traces
+from .._state import ARRAY_TYPES, State, abstract, frame, is_abstract, peek
 
 
 class _StandIns(dict):  # type: ignore[type-arg]

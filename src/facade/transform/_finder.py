@@ -5,8 +5,8 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable
 from typing import Any
 
-from ._bridge import discover
-from ._state import State
+from .._core.bridge import discover
+from .._state import State
 
 _USAGES = ("all", "read", "write", "both")
 _RETURN_TYPES = ("dict", "list", "tuple")
@@ -70,7 +70,7 @@ class StateFinder:
         if filter is None:
             self._keep: Callable[[tuple[Any, ...], State], bool] = lambda path, state: True
         else:
-            from ._filters import to_predicate
+            from .._filters import to_predicate
 
             self._keep = to_predicate(filter)
 

@@ -32,8 +32,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from . import _sites
-from ._state import ARRAY_TYPES, Frame, State, frame, peek, raw_nested_reads
+from . import keys as _sites
+from .._state import ARRAY_TYPES, Frame, State, frame, peek, raw_nested_reads
 
 # Leaves a trace takes as inputs: arrays, numbers, and abstract values (for abstract discovery).
 _DYNAMIC_TYPES = (*ARRAY_TYPES, jax.ShapeDtypeStruct)

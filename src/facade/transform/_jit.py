@@ -13,8 +13,8 @@ import weakref
 from collections.abc import Callable, Sequence
 from typing import Any, cast
 
-from . import _sites
-from ._lowering import Lowering, call_program, program_jit_kwargs
+from .._core import keys as _sites
+from .._core.lowering import Lowering, call_program, program_jit_kwargs
 
 
 def _as_tuple(x: Any, name: str, kind: type) -> tuple[Any, ...]:

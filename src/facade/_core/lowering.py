@@ -31,7 +31,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from ._bridge import (
+from .bridge import (
     DeadState,
     Discovery,
     Pure,
@@ -40,7 +40,7 @@ from ._bridge import (
     alive,
     shared_discoveries,
 )
-from ._state import State, _local, active_frames, is_abstract, peek
+from .._state import State, _local, active_frames, is_abstract, peek
 
 Program = Callable[..., tuple[Any, Sequence[Any]]]
 Lower = Callable[[Pure], Program]

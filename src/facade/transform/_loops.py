@@ -18,8 +18,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from . import _eager
-from ._bridge import (
+from .._core import sites as _eager
+from .._core.bridge import (
     Carry,
     Discovery,
     Pure,
@@ -82,7 +82,7 @@ def _slices(xs: Any) -> Any:
 def _bar_key(bar: ProgressBar | None) -> Any:
     if bar is None:
         return None
-    from ._sites import value_key
+    from .._core.keys import value_key
 
     return (bar.freq, bar.count, value_key(bar.desc), value_key(tuple(sorted(bar.kwargs.items()))))
 
@@ -300,7 +300,7 @@ def checkpointed_scan_of(
 def _site(kind: str, *options: Any) -> Any:
     """The site key of a loop without its functions (``_eager`` keys those): typed options,
     so that ``unroll=True`` and ``unroll=1`` differ (memoized: it is built on every call)."""
-    from ._sites import value_key
+    from .._core.keys import value_key
 
     return (kind, *(value_key(o) for o in options))
 

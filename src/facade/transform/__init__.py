@@ -1,6 +1,6 @@
 """State-aware transforms (``brainstate.transform``): autodiff, jit, loops, branches, and more."""
 
-from ._abstract import eval_shape
+from ._eval_shape import eval_shape
 from ._autodiff import (
     GradientTransform,
     fwd_grad,
@@ -27,7 +27,7 @@ from ._loops import (
 from ._mapping import BatchAxisError
 from ._progress import ProgressBar
 from ._remat import checkpoint, remat
-from ._sharding import shard_map
+from ._shard_map import shard_map
 from ._vmap import map, unvmap, vmap, vmap2, vmap_new_states
 
 __all__ = [

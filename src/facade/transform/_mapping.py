@@ -35,8 +35,8 @@ import jax.numpy as jnp
 import numpy as np
 from jax._src.interpreters.batching import BatchTrace
 
-from . import _sites
-from ._bridge import (
+from .._core import keys as _sites
+from .._core.bridge import (
     Discovery,
     Pure,
     Signature,
@@ -44,9 +44,9 @@ from ._bridge import (
     read_values,
     write_values,
 )
-from ._filters import to_predicate
-from ._state import Frame, State, active_frames, current_trace, frame
-from .random import RandomState
+from .._filters import to_predicate
+from .._state import Frame, State, active_frames, current_trace, frame
+from ..random import RandomState
 
 _NOT = object()  # "not declared": distinct from an axis of None ("declared unbatched")
 _OUTER = object()  # a probe frame's answer for a State it leaves to the enclosing context

@@ -21,10 +21,11 @@ import numpy as np
 from jax.sharding import Mesh, NamedSharding
 from jax.sharding import PartitionSpec as P
 
-from . import _eager, _sites
-from ._bridge import Discovery, Pure, Signature, fresh_jax_traces, read_values, write_values
+from .._core import keys as _sites
+from .._core import sites as _eager
+from .._core.bridge import Discovery, Pure, Signature, fresh_jax_traces, read_values, write_values
 from ._mapping import LaneValues
-from ._state import State, active_frames, frame
+from .._state import State, active_frames, frame
 
 REPLICATED = P()
 

@@ -19,11 +19,12 @@ import numpy as np
 from jax.extend.core import Primitive
 from jax.interpreters import batching, mlir
 
-from . import _eager, _sites
-from ._bridge import discover
+from .._core import keys as _sites
+from .._core import sites as _eager
+from .._core.bridge import discover
 from ._loops import _for_loop_traced, leading_length
 from ._mapping import Spec, declared_states, filter_axes, vmap_call, vmap_traced
-from .random import RandomState
+from ..random import RandomState
 
 # --- public transforms ------------------------------------------------------------------------
 

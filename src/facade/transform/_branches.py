@@ -15,8 +15,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from . import _eager
-from ._bridge import (
+from .._core import sites as _eager
+from .._core.bridge import (
     Carry,
     Discovery,
     Pure,

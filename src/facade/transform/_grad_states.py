@@ -6,7 +6,7 @@ from typing import Any
 
 import jax
 
-from ._state import State
+from .._state import State
 
 
 def flatten_grad_states(

@@ -21,11 +21,11 @@ import jax.numpy as jnp
 import functional as F
 from functional import engine
 
-from . import _sites
-from ._bridge import Discovery, Pure
+from .._core import keys as _sites
+from .._core.bridge import Discovery, Pure
 from ._grad_states import flatten_grad_states, unread_error
-from ._lowering import PLAIN_TYPES, Lowering
-from ._state import ARRAY_TYPES, State, active_frames, frame, peek
+from .._core.lowering import PLAIN_TYPES, Lowering
+from .._state import ARRAY_TYPES, State, active_frames, frame, peek
 
 # An int or a sequence of ints. Annotated loosely on purpose: ``engine.check_argnums`` checks it
 # and raises ArgnumsError (a TypeError and a ValueError: brainstate code expects ValueError).
@@ -70,7 +70,7 @@ DRAW_KEY = DrawKey()
 
 def _draw_key(values: Sequence[Any], at: int) -> tuple[Any, list[Any]]:
     """Split the random state's value at ``values[at]``: ``(key, values with it advanced)``."""
-    from . import random
+    from .. import random
 
     with frame({random.DEFAULT: values[at]}) as f:
         key = random.split_key()
@@ -824,7 +824,7 @@ def hessian(
 
 
 def _random_state() -> State:
-    from . import random
+    from .. import random
 
     return random.DEFAULT
 

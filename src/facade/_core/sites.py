@@ -1,7 +1,7 @@
 """Eager calls of the control-flow transforms: one compiled program per call signature.
 
 A loop or branch called outside any facade trace is itself a stateful function of its
-operands; it is compiled through a :class:`~facade._lowering.Lowering` found again through the
+operands; it is compiled through a :class:`~facade._core.lowering.Lowering` found again through the
 site cache, so calling the same ``for_loop(step, xs)`` site again (even with a new lambda over
 the same objects) reuses its program. Inside a facade trace it is simply traced in place.
 
@@ -27,9 +27,9 @@ from typing import Any
 import jax
 import numpy as np
 
-from . import _sites
-from ._lowering import Lowering, call_program
-from ._state import active_frames
+from . import keys as _sites
+from .lowering import Lowering, call_program
+from .._state import active_frames
 
 
 class Lifted:

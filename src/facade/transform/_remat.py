@@ -12,8 +12,9 @@ from typing import Any
 
 import jax
 
-from . import _eager, _sites
-from ._bridge import Pure, Signature, discover, read_values, write_values
+from .._core import keys as _sites
+from .._core import sites as _eager
+from .._core.bridge import Pure, Signature, discover, read_values, write_values
 
 
 def _checkpoint_traced(
