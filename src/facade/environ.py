@@ -44,9 +44,50 @@ _global: dict[str, typing.Any] = {"precision": 64 if jax.config.read("jax_enable
 class _Local(threading.local):
     def __init__(self) -> None:
         self.stack: list[dict[str, typing.Any]] = []
+        # Open recordings (see ``recording``): each maps a setting read to the value it had.
+        self.recorders: list[dict[str, typing.Any]] = []
 
 
 _local = _Local()
+
+# Bumped whenever a setting may have changed (``set``, entering or leaving a ``context``): a
+# held transform compares the settings its trace read only when this moved.
+_version = [0]
+
+
+def version() -> int:
+    """A number that changes whenever any setting may have changed."""
+    return _version[0]
+
+
+@contextlib.contextmanager
+def recording() -> Iterator[dict[str, typing.Any]]:
+    """Record every setting read in this thread during the block: ``{name: value}``.
+
+    Transforms trace under a recording; the settings a trace read are part of what decides
+    whether its compiled program can be reused (see ``facade._core.sites``).
+    """
+    reads: dict[str, typing.Any] = {}
+    _local.recorders.append(reads)
+    try:
+        yield reads
+    finally:
+        _local.recorders.pop()
+
+
+def changed_setting(reads: dict[str, typing.Any]) -> str | None:
+    """The first setting in ``reads`` whose value in this thread differs now, else None."""
+    for key, old in reads.items():
+        new = get(key, _MISSING)
+        if new is old:
+            continue
+        try:
+            same = type(new) is type(old) and bool(new == old)
+        except Exception:  # an array-valued setting, say: treat as changed
+            same = False
+        if not same:
+            return key
+    return None
 
 
 def _checked(settings: dict[str, typing.Any]) -> dict[str, typing.Any]:
@@ -88,6 +129,7 @@ def set(**settings: typing.Any) -> None:
     """
     settings = _checked(dict(settings))
     with _lock:
+        _version[0] += 1
         _global.update(settings)
         if "precision" in settings:
             jax.config.update("jax_enable_x64", settings["precision"] == 64)
@@ -111,11 +153,17 @@ def get(key: str, default: typing.Any = _MISSING) -> typing.Any:
         >>> environ.get("no_such_setting", 3)
         3
     """
+    value = _MISSING
     for frame in reversed(_local.stack):
         if key in frame:
-            return frame[key]
-    if key in _global:
-        return _global[key]
+            value = frame[key]
+            break
+    else:
+        value = _global.get(key, _MISSING)
+    for reads in _local.recorders:
+        reads.setdefault(key, value)
+    if value is not _MISSING:
+        return value
     if default is _MISSING:
         raise KeyError(f"environ: no setting named {key!r} (set it, or pass a default)")
     return default
@@ -136,6 +184,9 @@ def all() -> dict[str, typing.Any]:
     merged = dict(_global)
     for frame in _local.stack:
         merged.update(frame)
+    for reads in _local.recorders:
+        for key, value in merged.items():
+            reads.setdefault(key, value)
     return merged
 
 
@@ -164,10 +215,12 @@ def context(**settings: typing.Any) -> Iterator[dict[str, typing.Any]]:
         if "precision" in settings:
             stack.enter_context(_x64(settings["precision"] == 64))
         _local.stack.append(settings)
+        _version[0] += 1
         try:
             yield all()
         finally:
             _local.stack.pop()
+            _version[0] += 1
 
 
 def dftype() -> np.dtype:

@@ -15,6 +15,7 @@ from jax.sharding import PartitionSpec as P
 
 import facade
 from facade import transform as T
+from facade._core import lowering
 
 W0 = jnp.array([[0.5, -0.3, 0.1], [0.2, 0.8, -0.4]])
 XS = jnp.array([[1.0, -0.5], [0.25, 2.0], [-1.0, 0.5], [0.5, 0.5]])
@@ -144,11 +145,14 @@ def test_eager_calls_compile_once_per_signature():
 
     g = T.vmap(f, in_states=m.h)
     g(XS)
-    first = len(traces)
+    first, built = len(traces), lowering.BUILT[0]
     for _ in range(3):
-        g(XS)
-        T.vmap(f, in_states=m.h)(XS)  # a new vmap object over the same objects: same site
+        g(XS)  # held: no new trace
     assert len(traces) == first
+    for _ in range(3):
+        T.vmap(f, in_states=m.h)(XS)  # a new vmap object: traced again, not compiled again
+    assert len(traces) > first
+    assert lowering.BUILT[0] == built
     assert int(m.calls.value) == 7
 
 

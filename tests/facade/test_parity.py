@@ -21,6 +21,7 @@ from facade_testing import assert_no_tracer, assert_same
 
 import facade
 from facade import transform as T
+from facade._core import lowering
 from functional import engine
 
 X = jnp.array([0.5, -1.0])
@@ -404,9 +405,12 @@ def test_a_transform_built_anew_follows_its_arguments():
         traces.append(1)
         return loss(x)
 
+    built = None
     for _ in range(3):
         assert_same(T.grad(counted, grad_states=params)(1.0), {"a": jnp.array(1.0)})
-    assert len(traces) == 1
+        built = lowering.BUILT[0] if built is None else built
+    assert len(traces) == 3  # traced on every call (a new transform), compiled once
+    assert lowering.BUILT[0] == built
     params["b"] = b  # the same dict, now holding two States
     assert_same(
         T.grad(counted, grad_states=params)(2.0), {"a": jnp.array(2.0), "b": jnp.array(2.0)}

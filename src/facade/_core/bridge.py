@@ -32,141 +32,12 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from .._state import ARRAY_TYPES, Frame, State, frame, is_abstract, peek, raw_nested_reads
 from . import keys as _sites
-from .._state import ARRAY_TYPES, Frame, State, frame, peek, raw_nested_reads
+from .keys import DeadState, Signature
 
 # Leaves a trace takes as inputs: arrays, numbers, and abstract values (for abstract discovery).
 _DYNAMIC_TYPES = (*ARRAY_TYPES, jax.ShapeDtypeStruct)
-
-
-def _by_identity(x: Any) -> bool:
-    """Whether ``x`` compares (and hashes) by identity: a model, a State, a function."""
-    cls = type(x)
-    return cls.__eq__ is object.__eq__ and cls.__hash__ is object.__hash__
-
-
-def _static_key(x: Any) -> Any:
-    """A hashable key for a static value.
-
-    It tells ``1``, ``1.0`` and ``True`` apart, keys lists and tuples by their contents, and
-    holds an object that compares by identity only weakly (``_sites.Ident``), so that a
-    signature never keeps a model passed as a static argument alive.
-    """
-    if isinstance(x, tuple | list):
-        return (type(x), tuple(_static_key(e) for e in x))
-    if isinstance(x, dict):
-        return (type(x), tuple((k, _static_key(v)) for k, v in x.items()))
-    if _by_identity(x):
-        return _sites.Ident(x)
-    return (type(x), x)
-
-
-class _Weakly:
-    """A static value that compares by identity, held weakly until the trace needs it."""
-
-    __slots__ = ("ref",)
-
-    def __init__(self, x: Any):
-        self.ref = _sites.Ident(x).ref
-
-    def get(self) -> Any:
-        x = self.ref()
-        if x is None:
-            raise DeadState
-        return x
-
-
-def _hold(x: Any) -> Any:
-    return _Weakly(x) if _by_identity(x) else x
-
-
-def _unhold(x: Any) -> Any:
-    return x.get() if isinstance(x, _Weakly) else x
-
-
-class Signature:
-    """The parts of a call that a trace depends on beyond array shapes and dtypes.
-
-    ``static_args``/``static_kwargs``: the arguments marked static (whole); ``static_leaves``:
-    the leaves JAX cannot trace (strings, functions, objects), by position among the other
-    arguments' leaves. The key tells equal static values of different types apart.
-    """
-
-    __slots__ = ("treedef", "static_args", "static_kwargs", "static_leaves", "key", "num_args")
-    treedef: Any
-
-    def __init__(
-        self,
-        args: tuple[Any, ...],
-        kwargs: dict[str, Any],
-        static_argnums: frozenset[int] = frozenset(),
-        static_argnames: frozenset[str] = frozenset(),
-    ):
-        self.num_args = len(args)
-        static_args = tuple((i, args[i]) for i in sorted(static_argnums) if i < len(args))
-        static_kwargs = tuple(sorted((k, kwargs[k]) for k in static_argnames if k in kwargs))
-        if static_args:
-            args = tuple(None if i in static_argnums else a for i, a in enumerate(args))
-        if static_kwargs:
-            kwargs = {k: None if k in static_argnames else v for k, v in kwargs.items()}
-        leaves, self.treedef = jax.tree.flatten((args, kwargs))
-        static_leaves = tuple(
-            (n, x) for n, x in enumerate(leaves) if not isinstance(x, _DYNAMIC_TYPES)
-        )
-        try:
-            self.key: Any = (
-                self.treedef,
-                _static_key(static_args),
-                _static_key(static_kwargs),
-                _static_key(static_leaves),
-            )
-            hash(self.key)
-        except TypeError:  # an unhashable static value: this call is lowered afresh
-            self.key = None
-        self.static_args = tuple((i, _hold(x)) for i, x in static_args)
-        self.static_kwargs = tuple((k, _hold(x)) for k, x in static_kwargs)
-        self.static_leaves = tuple((n, _hold(x)) for n, x in static_leaves)
-
-    @property
-    def has_statics(self) -> bool:
-        return bool(self.static_args or self.static_kwargs or self.static_leaves)
-
-    def split(
-        self, args: tuple[Any, ...], kwargs: dict[str, Any]
-    ) -> tuple[tuple[Any, ...], dict[str, Any]]:
-        """The dynamic parts of ``(args, kwargs)``: static leaves and arguments become None."""
-        if not self.has_statics:
-            return args, kwargs
-        if self.static_args:
-            marked = {i for i, _ in self.static_args}
-            args = tuple(None if i in marked else a for i, a in enumerate(args))
-        if self.static_kwargs:
-            names = {k for k, _ in self.static_kwargs}
-            kwargs = {k: None if k in names else v for k, v in kwargs.items()}
-        if not self.static_leaves:
-            return args, kwargs
-        leaves = jax.tree.leaves((args, kwargs))
-        static = {n for n, _ in self.static_leaves}
-        return jax.tree.unflatten(
-            self.treedef, [None if n in static else x for n, x in enumerate(leaves)]
-        )
-
-    def rebuild(
-        self, args_dyn: tuple[Any, ...], kw_dyn: dict[str, Any]
-    ) -> tuple[tuple[Any, ...], dict[str, Any]]:
-        """Inverse of :meth:`split`, at trace time."""
-        if not self.has_statics:
-            return tuple(args_dyn), kw_dyn
-        leaves = self.treedef.flatten_up_to((tuple(args_dyn), kw_dyn))
-        for n, x in self.static_leaves:
-            leaves[n] = _unhold(x)
-        args, kwargs = jax.tree.unflatten(self.treedef, leaves)
-        if self.static_args:
-            marked = {i: _unhold(x) for i, x in self.static_args}
-            args = tuple(marked.get(i, a) for i, a in enumerate(args))
-        if self.static_kwargs:
-            kwargs = {**kwargs, **{k: _unhold(x) for k, x in self.static_kwargs}}
-        return args, kwargs
 
 
 class Discovery:
@@ -177,7 +48,7 @@ class Discovery:
     the call observes. States the call creates are local to it and appear nowhere.
     """
 
-    __slots__ = ("states", "writes", "reads")
+    __slots__ = ("states", "writes", "reads", "created")
 
     def __init__(
         self, states: Iterable[State], writes: Iterable[State], reads: Iterable[State] = ()
@@ -185,6 +56,9 @@ class Discovery:
         self.states = tuple(states)
         self.writes = tuple(writes)
         self.reads = frozenset(reads)
+        # Weak references to the States the trace created holding a tracer: if one is still
+        # alive once the trace is over, the function stored it somewhere (see ``escaped``).
+        self.created: tuple[Callable[[], Any], ...] = ()
 
     @classmethod
     def of(cls, f: Frame, first: Sequence[State] = ()) -> Discovery:
@@ -192,11 +66,17 @@ class Discovery:
         created = f.created
         given = set(first)
         rest = [s for s in f.touched if s not in given and s not in created]
-        return cls(
+        d = cls(
             (*first, *rest),
             [s for s in f.writes if s not in created],
             [s for s in f.reads if s not in created],
         )
+        d.created = tuple(weakref.ref(s) for s in created if is_abstract(s._value))
+        return d
+
+    def escaped(self) -> list[State]:
+        """The States the trace created (holding a tracer) that outlived it."""
+        return [s for s in (r() for r in self.created) if s is not None]
 
     def with_writes(self, states: Sequence[State]) -> Discovery:
         """This discovery with ``states`` (already among its states) written as well."""
@@ -218,10 +98,6 @@ class Discovery:
     def __repr__(self) -> str:
         names = [s.name or type(s).__name__ for s in self.states]
         return f"Discovery(states={names}, writes={len(self.writes)}, reads={len(self.reads)})"
-
-
-class DeadState(Exception):
-    """A state of a cached entry was collected: the entry must be lowered again."""
 
 
 class WeakDiscovery:
@@ -288,7 +164,7 @@ class Pure:
         first: Callable[[], Sequence[State]] = tuple,
     ):
         self.fn, self.discovery, self.sig, self.first = fn, discovery, sig, first
-        self.traced: dict[int, Discovery] = {}
+        self.traced: dict[int, list[Discovery]] = {}
 
     def __call__(self, state_values: Sequence[Any], *args: Any, **kwargs: Any) -> Any:
         fresh_jax_traces()
@@ -302,14 +178,36 @@ class Pure:
             finally:
                 found = Discovery.of(f, self.first())
                 f.values = {}  # the trace's values must not outlive it
-        self.traced[threading.get_ident()] = found
+        self.traced.setdefault(threading.get_ident(), []).append(found)
         return out, written
 
     def take_trace(self) -> Discovery | None:
-        """The discovery of this thread's last trace of ``pure`` since the last call, if any."""
+        """What this thread's traces of ``pure`` touched since the last call (every trace:
+        JAX may trace a body more than once), or None if it was not traced."""
         if not self.traced:
             return None
-        return self.traced.pop(threading.get_ident(), None)
+        found = self.traced.pop(threading.get_ident(), None)
+        if not found:
+            return None
+        if len(found) == 1:
+            return found[0]
+        union = Discovery.union(found)
+        union.created = tuple(r for d in found for r in d.created)
+        return union
+
+    def check_traces(self, where: str) -> None:
+        """The one post-trace check of a transform's body: raise if its traces touched States
+        its discovery did not cover (their values would be stale or lost)."""
+        found = self.take_trace()
+        d = self.discovery
+        if found is not None and not Discovery(d.states, d.writes).covers(found):
+            extra = [s for s in found.states if s not in set(d.states)]
+            extra += [s for s in found.writes if s not in set(d.writes)]
+            raise RuntimeError(
+                f"{where}: the function touched {state_names(dict.fromkeys(extra))} when traced "
+                "but not when its States were discovered; the States a function touches must "
+                "depend only on the shapes of its arguments"
+            )
 
 
 _shared = threading.local()

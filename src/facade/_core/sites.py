@@ -1,155 +1,586 @@
-"""Eager calls of the control-flow transforms: one compiled program per call signature.
+"""The one route from a state-aware transform to a compiled program, and the rule for reuse.
 
-A loop or branch called outside any facade trace is itself a stateful function of its
-operands; it is compiled through a :class:`~facade._core.lowering.Lowering` found again through the
-site cache, so calling the same ``for_loop(step, xs)`` site again (even with a new lambda over
-the same objects) reuses its program. Inside a facade trace it is simply traced in place.
+**The reuse rule.** A trace bakes in every Python value it touched: globals, closure cells,
+attributes reached through objects, ``environ`` settings, which State objects an attribute led
+to. A compiled program is reused only when everything its trace depended on is known to be
+unchanged:
 
-The user's functions of a site can be *lifted* (``Lifted``): arrays their closures hold become
-arguments of the compiled program instead of constants baked into it, and the site is keyed by
-their shapes and dtypes. So the common
+* A transform the user **holds** and calls again (``f = jit(g)``, ``@jit`` on a method, a
+  stored ``grad(...)``, ``vmap(f)`` or ``checkpoint(f)``) keeps its traces in a
+  :class:`Lowering`, keyed as ``jax.jit`` keys its own: the arguments' structure, shapes,
+  dtypes and static values. Python values its function captures (closure cells, globals,
+  attributes reached through captured objects) are baked in at trace time, as ``jax.jit``
+  documents. Two guards go beyond ``jax.jit``: the ``environ`` settings the trace read are
+  compared on each call after any setting changed (a changed ``dt`` or ``fit`` traces again),
+  and a ``Module`` passed as an argument (``self`` of a jitted method included) is keyed by
+  its plain attributes' values and its States' and arrays' identities
+  (``keys.module_key``).
+* A transform **called anew** (``for_loop(f, xs)``, ``cond``, ``scan``, ``while_loop`` called
+  eagerly; ``vmap(f)(x)`` or ``grad(f, ...)(x)`` built in the step) traces its function on
+  every call, through a fresh :class:`Lowering` (:func:`call`): the trace is the only full
+  record of what it computes.
 
-    def run(inputs):
-        return for_loop(lambda i: model(inputs[i]), indices)
+Either way the traced program then goes to ``lowering.executable``, which reuses the compiled
+executable of an identical program (same equations and literals, callbacks by the identity of
+their Python functions, constants passed as arguments by shape and dtype). So an unchanged call
+never recompiles, and a changed one is never stale.
 
-compiles once, not on every call with new ``inputs``.
+Per call a held transform: finds its entry (one dict lookup for a call of plain arrays), reads
+its States' values, runs the executable and assigns the written values. Inside another facade
+trace it is traced in place (its program becomes part of the outer one).
 """
 
 from __future__ import annotations
 
-import dis
 import functools
+import logging
 import types
 import weakref
 from collections.abc import Callable, Sequence
 from typing import Any
 
 import jax
+import jax.numpy as jnp
 import numpy as np
 
-from . import keys as _sites
-from .lowering import Lowering, call_program
-from .._state import active_frames
+from .. import environ
+from .._state import State, _local, is_abstract, peek
+from . import lowering
+from .bridge import Discovery, Pure, WeakDiscovery, alive, shared_discoveries
+from .keys import DeadState, Signature
+
+Program = Callable[..., tuple[Any, Sequence[Any]]]
+Lower = Callable[[Pure], Program]
+
+_ARRAY_IMPL = type(jnp.zeros(()))
+# Leaves that are dynamic and hold nothing static: a call made only of these is keyed by their
+# shapes and dtypes alone.
+PLAIN_TYPES = frozenset({_ARRAY_IMPL, np.ndarray, float, int, complex, bool})
+_PYTHON_SCALARS = frozenset({float, int, complex, bool})
+
+log = logging.getLogger("facade.transform")
+EXPLAIN = "explain_retrace"
+"""The ``environ`` setting that makes every trace of a held transform log why it happened."""
 
 
-class Lifted:
-    """The user functions of a call site and how to build its ``run`` from them.
+def _aval_key(x: Any) -> Any:
+    t = type(x)
+    if t is _ARRAY_IMPL:
+        return x.aval
+    if t in _PYTHON_SCALARS:
+        return t  # weakly typed: the value is not part of the trace
+    if isinstance(x, jax.Array):
+        return jax.typeof(x)  # a tracer of an enclosing raw JAX trace
+    return (np.shape(x), np.result_type(x).str)
+
+
+class Entry:
+    """One traced call signature: its states (weakly), executable, constants and the
+    ``environ`` settings its trace read."""
+
+    __slots__ = ("refs", "write_refs", "exe", "consts", "settings", "settings_version", "d")
+
+    def __init__(self, d: Discovery, exe: Any, consts: list[Any], settings: dict[str, Any]):
+        self.refs = tuple(weakref.ref(s) for s in d.states)
+        self.write_refs = tuple(weakref.ref(s) for s in d.writes)
+        self.exe, self.consts = exe, consts
+        self.settings, self.settings_version = settings, environ.version()
+        self.d = WeakDiscovery(d)
+
+    def settings_changed(self) -> str | None:
+        """The first ``environ`` setting read by the trace whose value changed, else None."""
+        if not self.settings or self.settings_version == environ.version():
+            return None
+        changed = environ.changed_setting(self.settings)
+        if changed is None:
+            self.settings_version = environ.version()
+        return changed
+
+
+class Lowering:
+    """The traced and compiled call signatures of one stateful function under one transform.
 
     Args:
-        fns: the user's functions (a loop body, branches, ...).
-        make_run: ``make_run(*fns)`` returns the site's ``run`` for those functions.
+        lower: ``lower(pure) -> program``: the transform as a function of the bridge's pure
+            function; ``program(state_values, *args, **kwargs) -> (result, written_values)``.
+        first: states put first in every discovery, in this order (e.g. the grad_states).
+        own_writes: states among ``first`` that the program writes itself, outside the user's
+            function (the random key ``fwd_grad`` draws its directions with).
+        check: ``check(found, first)`` is called with the discovery of every trace; it raises
+            to reject the call (nothing is written).
+        static_argnums, static_argnames: arguments that are static (hashable, in the key).
+        jit_kwargs: ``jax.jit`` options for the program, a function of the number of
+            positional arguments (see :func:`program_jit_kwargs`).
+        name: the compiled program's name (``jit(..., name=)``).
+        label: how errors name the call (e.g. ``for_loop(step)``); the function's name if None.
+        hint: for a transform often built anew: a key (e.g. the transform and the code of its
+            function, see :func:`hint`) under which the states of the last trace are kept as
+            the first guess of the next new transform's trace. The trace checks the guess, so a
+            wrong one costs a second trace, never a wrong program.
     """
 
-    __slots__ = ("fns", "make_run")
+    def __init__(
+        self,
+        lower: Lower,
+        first: Sequence[State] = (),
+        *,
+        own_writes: Sequence[State] = (),
+        check: Callable[[Discovery, tuple[State, ...]], None] | None = None,
+        static_argnums: Sequence[int] = (),
+        static_argnames: Sequence[str] = (),
+        jit_kwargs: Callable[[int], dict[str, Any]] | None = None,
+        name: str | None = None,
+        hint: Any = None,
+        label: str | None = None,
+    ):
+        self.lower = lower
+        self.label = label
+        self._first = tuple(weakref.ref(s) for s in first)
+        self._own_writes = tuple(weakref.ref(s) for s in own_writes)
+        self.check = check
+        self.static_argnums = tuple(static_argnums)
+        self.static_argnames = frozenset(static_argnames)
+        self.jit_kwargs = jit_kwargs
+        self.name = name
+        self.cache: dict[Any, Entry] = {}
+        # The states of the last trace: the first guess for a new signature.
+        self.hint = hint
+        self.last: WeakDiscovery | None = _GUESSES.get(hint) if hint is not None else None
 
-    def __init__(self, fns: Sequence[Callable[..., Any]], make_run: Callable[..., Any]):
-        self.fns, self.make_run = tuple(fns), make_run
+    def first(self) -> tuple[State, ...]:
+        return alive(self._first)
 
+    # --- keys ----------------------------------------------------------------------------
 
-@functools.lru_cache(maxsize=1024)
-def _rebound_names(code: types.CodeType) -> frozenset[str]:
-    """Free variables ``code`` assigns (``nonlocal``): their cells must stay the user's own."""
-    return frozenset(
-        ins.argval
-        for ins in dis.get_instructions(code)
-        if ins.opname in ("STORE_DEREF", "DELETE_DEREF")
-    )
+    def _signature(self, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Signature:
+        nums = frozenset(i % len(args) for i in self.static_argnums if -len(args) <= i < len(args))
+        return Signature(args, kwargs, nums, self.static_argnames)
 
+    def _key(self, args: tuple[Any, ...], kwargs: dict[str, Any]) -> tuple[Any, Signature | None]:
+        """The cache key of a call, and its signature when computing the key needed one.
 
-def _lift(fn: Any) -> tuple[Any, list[Any], Callable[[Sequence[Any]], Any]]:
-    """``(key, arrays, rebuild)``: ``fn``'s site key with its closure's arrays keyed by shape
-    and dtype, those arrays, and ``rebuild(values)``, ``fn`` with them replaced by ``values``."""
-    if not isinstance(fn, types.FunctionType) or not fn.__closure__:
-        return _sites.function_key(fn), [], lambda values: fn
-    rebound = _rebound_names(fn.__code__)
-    where: list[int] = []
-    arrays: list[Any] = []
-    for i, (name, cell) in enumerate(zip(fn.__code__.co_freevars, fn.__closure__, strict=True)):
+        The common call, positional arrays or numbers only, is keyed by their shapes and
+        dtypes alone (nothing in it is static), which skips flattening the arguments.
+        """
+        if not kwargs and not self.static_argnums:
+            for a in args:
+                if type(a) not in PLAIN_TYPES:
+                    break
+            else:
+                return (None, tuple(map(_aval_key, args))), None
+        sig = self._signature(args, kwargs)
+        if sig.key is None:
+            return None, sig
+        args_dyn, kw_dyn = sig.split(args, kwargs)
+        return (sig.key, tuple(map(_aval_key, jax.tree.leaves((args_dyn, kw_dyn))))), sig
+
+    # --- the call ------------------------------------------------------------------------
+
+    def __call__(
+        self,
+        fn: Callable[..., Any],
+        args: tuple[Any, ...],
+        kwargs: dict[str, Any],
+        check_result: Callable[[Any], None] | None = None,
+    ) -> Any:
+        """Run ``fn(*args, **kwargs)`` through its program; ``check_result(result)`` may raise
+        before any state is written."""
+        if _local.frames:
+            return self._nested(fn, args, kwargs, check_result)
+        key, sig = self._key(args, kwargs)
+        entry = self.cache.get(key) if key is not None else None
+        if entry is not None:
+            changed = entry.settings_changed()
+            if changed is not None:
+                self._explain(fn, f"environ setting {changed!r} changed")
+                entry = None
+        if entry is None:
+            return self._run_new(fn, key, sig, args, kwargs, check_result)
+        args_dyn, kw_dyn = (args, kwargs) if sig is None else sig.split(args, kwargs)
         try:
-            x = cell.cell_contents
-        except ValueError:
-            continue
-        if isinstance(x, jax.Array | np.ndarray) and name not in rebound:
-            where.append(i)
-            arrays.append(x)
-    if not arrays:
-        return _sites.function_key(fn), [], lambda values: fn
-    key = _sites.function_key(fn, lifted=set(where))
+            values = [r()._value for r in entry.refs]  # type: ignore[union-attr]
+            result, written = entry.exe(values, *args_dyn, entry.consts, **kw_dyn)
+        except AttributeError as err:  # a State of the entry was collected: trace again
+            if not _dead(entry.refs):
+                raise
+            del err
+            self._explain(fn, "a State its trace read was garbage-collected")
+            return self._run_new(fn, key, sig, args, kwargs, check_result)
+        except lowering.ShapesChanged as err:
+            self._explain(fn, _shape_cause(err, entry))
+            return self._run_new(fn, key, sig, args, kwargs, check_result)
+        return self._finish(fn, entry.write_refs, result, written, check_result)
 
-    def rebuild(values: Sequence[Any]) -> Any:
-        closure = list(fn.__closure__ or ())
-        for i, v in zip(where, values, strict=True):
-            closure[i] = types.CellType(v)
-        g = types.FunctionType(
-            fn.__code__, fn.__globals__, fn.__name__, fn.__defaults__, tuple(closure)
+    def _finish(
+        self,
+        fn: Any,
+        write_refs: Sequence[Callable[[], Any]],
+        result: Any,
+        written: Sequence[Any],
+        check_result: Callable[[Any], None] | None,
+    ) -> Any:
+        if check_result is not None:
+            check_result(result)
+        if write_refs:
+            _check_concrete(write_refs, written, self._label(fn))
+            for r, v in zip(write_refs, written, strict=True):
+                r()._value = v  # type: ignore[union-attr]
+        return result
+
+    def _run_new(
+        self,
+        fn: Callable[..., Any],
+        key: Any,
+        sig: Signature | None,
+        args: tuple[Any, ...],
+        kwargs: dict[str, Any],
+        check_result: Callable[[Any], None] | None,
+    ) -> Any:
+        """Trace this call, find its executable, run it and remember the entry."""
+        if not self.cache:
+            self._explain(fn, "new function")
+        elif key is not None and key not in self.cache:
+            self._explain(fn, _key_cause(key, self.cache))
+        entry, args_dyn, kw_dyn, values = self._entry(fn, sig, args, kwargs)
+        if key is not None and not lowering.consts_hold_tracers(entry.consts):
+            self.cache[key] = entry
+        result, written = entry.exe(values, *args_dyn, entry.consts, **kw_dyn)
+        return self._finish(fn, entry.write_refs, result, written, check_result)
+
+    def _entry(
+        self,
+        fn: Callable[..., Any],
+        sig: Signature | None,
+        args: tuple[Any, ...],
+        kwargs: dict[str, Any],
+        nested: bool = False,
+    ) -> tuple[Entry, tuple[Any, ...], dict[str, Any], list[Any]]:
+        sig = sig or self._signature(args, kwargs)
+        args_dyn, kw_dyn = sig.split(args, kwargs)
+        with environ.recording() as settings, shared_discoveries():
+            traced, d, found = self._trace(fn, sig, args_dyn, kw_dyn)
+        if not nested and found is not None:
+            _refuse_escaped(found, self._label(fn))
+        options = {} if self.jit_kwargs is None else self.jit_kwargs(sig.num_args)
+        exe, consts = lowering.executable(traced, options, self.name)
+        entry = Entry(d, exe, consts, settings)
+        self.last = entry.d
+        if self.hint is not None:
+            if len(_GUESSES) >= _MAX_GUESSES:
+                _GUESSES.clear()
+            _GUESSES[self.hint] = entry.d
+        if nested:  # read through ``.value``, so that the enclosing trace records the reads
+            values = [s.value if s in d.reads else peek(s) for s in d.states]
+        else:
+            values = [s._value for s in d.states]
+        return entry, args_dyn, kw_dyn, values
+
+    def _trace(
+        self, fn: Callable[..., Any], sig: Signature, args_dyn: tuple[Any, ...], kw_dyn: Any
+    ) -> tuple[Any, Discovery, Discovery | None]:
+        """Trace the program on the guessed states; again on the states found, if different."""
+        guess = self._guess()
+        own = alive(self._own_writes)
+        options = {} if self.jit_kwargs is None else self.jit_kwargs(sig.num_args)
+        for attempt in range(2):
+            d = guess.with_writes(own)
+            values = [peek(s) for s in d.states]
+            _check_not_abstract(d.states, values)
+            pure = Pure(fn, d, sig, self.first)
+            traced = jax.jit(self.lower(pure), **options).trace(values, *args_dyn, **kw_dyn)
+            found = pure.take_trace()
+            if found is None:  # the transform did not call the function (nothing to check)
+                return traced, d, None
+            if self.check is not None:
+                self.check(found, self.first())
+            if d.covers(found):
+                return traced, d, found
+            if attempt:
+                raise RuntimeError(
+                    f"{self._label(fn)!r} touches different states on every trace; facade "
+                    "transforms need the same states for the same arguments"
+                )
+            guess = found
+        raise AssertionError("unreachable")
+
+    def _guess(self) -> Discovery:
+        first = self.first()
+        if self.last is not None:
+            try:
+                states, writes = self.last.states, self.last.writes
+            except DeadState:
+                self.last = None
+            else:
+                given = set(first)
+                return Discovery((*first, *(s for s in states if s not in given)), writes)
+        return Discovery(first, ())
+
+    def _nested(
+        self,
+        fn: Callable[..., Any],
+        args: tuple[Any, ...],
+        kwargs: dict[str, Any],
+        check_result: Callable[[Any], None] | None,
+    ) -> Any:
+        """Inside another facade trace: trace in place, reads and writes in the outer frame."""
+        entry, args_dyn, kw_dyn, values = self._entry(fn, None, args, kwargs, nested=True)
+        result, written = entry.exe(values, *args_dyn, entry.consts, **kw_dyn)
+        if check_result is not None:
+            check_result(result)
+        for r, v in zip(entry.write_refs, written, strict=True):
+            r().value = v  # type: ignore[union-attr]
+        return result
+
+    def prepare(
+        self, fn: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any]
+    ) -> tuple[Any, tuple[Any, ...], dict[str, Any]]:
+        """``(executable, args, kwargs)`` of a call, for ``lower``/``eval_shape``: the
+        executable takes ``args`` (state values first, constants last). Nothing runs."""
+        entry, args_dyn, kw_dyn, values = self._entry(fn, None, args, kwargs, bool(_local.frames))
+        return entry.exe, (values, *args_dyn, entry.consts), kw_dyn
+
+    def clear(self) -> None:
+        """Forget every traced signature (the shared executables stay)."""
+        self.cache.clear()
+        self.last = None
+
+    def _label(self, fn: Any) -> str:
+        return self.label or _name(fn)
+
+    def _explain(self, fn: Any, cause: str) -> None:
+        if environ.get(EXPLAIN, False):
+            log.warning("facade: tracing %s again: %s", self._label(fn), cause)
+
+
+def _refuse_escaped(found: Discovery, label: str) -> None:
+    """Raise if the trace created a State that outlived it (stored on a model, say): its value
+    would only be a shape, and the next use would fail far from the cause."""
+    escaped = found.escaped()
+    if escaped:
+        raise TypeError(
+            f"{label!r} created {escaped[0]._describe()} inside a transform and kept it (on "
+            "a model attribute, say): a State created inside a transform holds a value only "
+            "there. Create it before the transform (e.g. in init_state, then call "
+            "init_all_states), and let the transform read and write it."
         )
-        g.__kwdefaults__ = fn.__kwdefaults__
-        g.__qualname__ = fn.__qualname__
-        return g
-
-    return key, arrays, rebuild
 
 
-# Lowerings of recent sites whose functions have no closure, by the functions' identity: the
-# common ``for_loop(step, xs)`` in a Python loop skips building its site key on every call.
-_RECENT: dict[Any, tuple[tuple[Callable[[], Any], ...], Lowering]] = {}
-_RECENT_MAX = 256
+def _dead(refs: Sequence[Callable[[], Any]]) -> bool:
+    return any(r() is None for r in refs)
 
 
-def _plain_lowering(site: Any, static_argnums: Sequence[int]) -> Lowering:
-    return _sites.SITES.get(site, lambda: Lowering(call_program(), static_argnums=static_argnums))
+def _key_cause(key: Any, cache: dict[Any, Entry]) -> str:
+    """Why a call's key is new, in the user's terms, against the most recent entry."""
+    old = next(reversed(cache), None) if cache else None
+    if old is None:
+        return "a call signature it has not seen"
+    (new_statics, new_avals), (old_statics, old_avals) = key, old
+    if new_statics != old_statics:
+        return "a static argument, a non-array leaf or a Module attribute changed"
+    if len(new_avals) != len(old_avals):
+        return f"{len(new_avals)} array arguments instead of {len(old_avals)}"
+    for i, (a, b) in enumerate(zip(new_avals, old_avals, strict=True)):
+        if a != b:
+            return f"array argument {i} is {_show(a)} (was {_show(b)})"
+    return "a call signature it has not seen"
+
+
+def _show(aval: Any) -> str:
+    if isinstance(aval, type):
+        return f"a Python {aval.__name__}"
+    return str(aval)
+
+
+def _shape_cause(err: lowering.ShapesChanged, entry: Entry) -> str:
+    try:
+        states = entry.d.states
+    except DeadState:
+        states = ()
+    if 0 <= err.position < len(states):
+        return (
+            f"{states[err.position]._describe()} now holds {err.given.str_short()} "
+            f"(was {err.traced.str_short()})"
+        )
+    return f"an input is {err.given.str_short()} (was {err.traced.str_short()})"
+
+
+# --- transforms called anew -----------------------------------------------------------------
+
+_GUESSES: dict[Any, WeakDiscovery] = {}
+_MAX_GUESSES = 512
+
+
+def hint(kind: Any, *fns: Any) -> Any:
+    """A :class:`Lowering` ``hint``: the transform's kind and the code of the user's functions."""
+    return (kind, *map(_code, fns))
+
+
+def _code(f: Any) -> Any:
+    while isinstance(f, functools.partial):
+        f = f.func
+    if isinstance(f, types.MethodType):
+        f = f.__func__
+    return getattr(f, "__code__", None) or type(f)
 
 
 def call(
-    key: Any,
+    kind: Any,
     run: Callable[..., Any],
     args: tuple[Any, ...],
     kwargs: dict[str, Any] | None = None,
     static_argnums: Sequence[int] = (),
-    lifted: Lifted | None = None,
+    fns: Sequence[Any] = (),
 ) -> Any:
-    """``run(*args, **kwargs)``: traced in place inside a facade trace, else compiled.
-
-    ``key`` identifies the call site (see ``_sites``): the transform and the options that
-    ``run`` closes over; with ``lifted``, the user's functions are keyed (and their closed-over
-    arrays passed) here, and must not be part of ``key``.
+    """``run(*args, **kwargs)`` for a transform called anew: traced in place inside a facade
+    trace, else traced now and run through the executable of its program (see the module
+    docstring). ``kind`` and the user's functions ``fns`` make the :class:`Lowering`'s hint.
     """
     kwargs = kwargs or {}
-    if active_frames():
+    if _local.frames:
         return run(*args, **kwargs)
-    if lifted is None:
-        return _plain_lowering((key, tuple(static_argnums)), static_argnums)(run, args, kwargs)
-    fns = lifted.fns
-    closure_free = all(type(f) is types.FunctionType and f.__closure__ is None for f in fns)
-    if closure_free:
-        memo = (key, tuple(map(id, fns)), tuple(static_argnums))
-        hit = _RECENT.get(memo)
-        if hit is not None and all(r() is f for r, f in zip(hit[0], fns, strict=True)):
-            return hit[1](run, args, kwargs)
-    parts = [_lift(f) for f in fns]
-    site = (key, tuple(k for k, _, _ in parts), tuple(static_argnums))
-    counts = [len(arrays) for _, arrays, _ in parts]
-    if not any(counts):
-        lowering = _plain_lowering(site, static_argnums)
-        if closure_free:
-            if len(_RECENT) >= _RECENT_MAX:
-                _RECENT.clear()
-            _RECENT[memo] = (tuple(weakref.ref(f) for f in fns), lowering)
-        return lowering(run, args, kwargs)
-    make_run = lifted.make_run
-    lead = sum(counts)
-
-    def lifted_run(*a: Any, **kw: Any) -> Any:
-        # The first ``lead`` arguments are the closed-over arrays, function by function.
-        fns, start = [], 0
-        for (_, _, rebuild), n in zip(parts, counts, strict=True):
-            fns.append(rebuild(a[start : start + n]))
-            start += n
-        return make_run(*fns)(*a[lead:], **kw)
-
-    shifted = tuple(lead + i if i >= 0 else i for i in static_argnums)
-    lowering = _sites.SITES.get(
-        (*site, "lifted"), lambda: Lowering(call_program(), static_argnums=shifted)
+    label = f"{kind if isinstance(kind, str) else kind[0]}({', '.join(map(_name, fns))})"
+    site = Lowering(
+        call_program(label, *fns[:1]),
+        static_argnums=static_argnums,
+        hint=hint(kind, *fns),
+        label=label,
     )
-    closed = [x for _, arrays, _ in parts for x in arrays]
-    return lowering(lifted_run, (*closed, *args), kwargs)
+    return site(run, args, kwargs)
+
+
+class HeldTransform:
+    """Base of the wrappers a user holds and calls again (``vmap(f)``, ``checkpoint(f)``,
+    ``shard_map(f, ...)``): a :class:`Lowering` of their own, binding as methods, and opaque to
+    ``facade.graph`` (a transform stored on a model adds no state paths).
+
+    Args:
+        fn: the user's function.
+        run: ``run(*args, **kwargs)``, the transform of ``fn``, traced in place inside another
+            facade trace and through the lowering otherwise.
+        kind: the transform's name (for the lowering's hint).
+        static_argnums: arguments of ``run`` that are static.
+    """
+
+    graph_opaque = True
+
+    def __init__(
+        self,
+        fn: Callable[..., Any],
+        run: Callable[..., Any],
+        kind: str,
+        static_argnums: Sequence[int] = (),
+    ):
+        self._run = run
+        self._lowering = Lowering(
+            call_program(), static_argnums=static_argnums, hint=hint(kind, fn)
+        )
+        functools.update_wrapper(self, fn, updated=())
+
+    def __get__(self, instance: Any, owner: type | None = None) -> Any:
+        """As a method (the decorator on a ``def`` in a class): bound to the instance, which
+        is then the first argument (a Module is keyed by its attributes)."""
+        return self if instance is None else types.MethodType(self, instance)
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        if _local.frames:
+            return self._run(*args, **kwargs)
+        return self._lowering(self._run, args, kwargs)
+
+
+def call_program(name: str | None = None, user_fn: Any = None) -> Lower:
+    """The ``lower`` of a transform that is the call itself (``jit``, eager control flow).
+
+    ``name`` names the program; JAX's messages then point at ``user_fn``'s source (through
+    ``__wrapped__``), not at this module.
+    """
+
+    def lower(pure: Pure) -> Program:
+        def program(values: Sequence[Any], *args: Any, **kwargs: Any) -> Any:
+            return pure(values, *args, **kwargs)
+
+        if name:
+            program.__name__ = program.__qualname__ = name
+        if user_fn is not None:
+            program.__wrapped__ = user_fn  # type: ignore[attr-defined]
+        return program
+
+    return lower
+
+
+def program_jit_kwargs(
+    *,
+    in_shardings: Any = None,
+    out_shardings: Any = None,
+    donate_argnums: Sequence[int] = (),
+    **jax_kwargs: Any,
+) -> Callable[[int], dict[str, Any]]:
+    """``jax.jit`` options for a program, from options given in terms of the user's function.
+
+    The program's positional arguments are ``(state_values, *args)`` and it returns
+    ``(result, written_values)``: ``in_shardings`` (one sharding for every argument, or one
+    per positional argument) and ``donate_argnums`` are shifted past ``state_values``, and
+    ``out_shardings`` applies to ``result``. The states keep their own shardings (JAX infers
+    them from the arrays). Negative ``donate_argnums`` count from the end of each call's
+    arguments.
+    """
+    from jax._src.sharding_impls import UNSPECIFIED
+
+    def options(num_args: int) -> dict[str, Any]:
+        kw = dict(jax_kwargs)
+        if in_shardings is not None:
+            per_arg = (
+                tuple(in_shardings)
+                if isinstance(in_shardings, list | tuple)
+                else (in_shardings,) * num_args
+            )
+            kw["in_shardings"] = (UNSPECIFIED, *per_arg)
+        if out_shardings is not None:
+            kw["out_shardings"] = (out_shardings, UNSPECIFIED)
+        if donate_argnums:
+            kw["donate_argnums"] = tuple(
+                1 + (i % num_args) for i in donate_argnums if -num_args <= i < num_args
+            )
+        return kw
+
+    return options
+
+
+def _check_not_abstract(states: Sequence[State], values: Sequence[Any]) -> None:
+    for s, v in zip(states, values, strict=True):
+        if is_abstract(v):
+            raise TypeError(
+                f"{s._describe()} holds only shapes and dtypes: it was created inside a "
+                "transform (e.g. a model built by eval_shape, or init_all_states called inside "
+                "jit or grad); give it a value (initialise the model outside the transform) "
+                "before running it"
+            )
+
+
+def _name(fn: Any) -> str:
+    while isinstance(fn, functools.partial):
+        fn = fn.func
+    return getattr(fn, "__qualname__", None) or getattr(fn, "__name__", None) or repr(fn)
+
+
+def _check_concrete(refs: Sequence[Callable[[], Any]], values: Sequence[Any], label: str) -> None:
+    """Refuse to store a tracer of a JAX transform the facade does not own (raw jax.jit).
+
+    Called before any state is assigned, so a refusal leaves every State as it was.
+    """
+    for r, v in zip(refs, values, strict=True):
+        if type(v) is _ARRAY_IMPL:
+            continue  # the common case: a concrete array
+        if isinstance(v, jax.core.Tracer) or (
+            not isinstance(v, jax.Array)
+            and any(isinstance(x, jax.core.Tracer) for x in jax.tree.leaves(v))
+        ):
+            raise RuntimeError(
+                f"{label!r} writes {r()._describe()} inside a JAX transformation "
+                "(jax.jit, jax.vmap, jax.lax.scan, ...) that the facade cannot thread states "
+                "through, so its new value would be a tracer. Use the facade's transform "
+                "(facade.transform.jit, vmap, for_loop, ...) around the whole computation, or "
+                "pass and return the value explicitly."
+            )
+
+
+__all__ = ["HeldTransform", "Lowering", "call", "call_program", "hint", "program_jit_kwargs"]

@@ -11,6 +11,7 @@ import jax
 import numpy as np
 
 from .. import graph
+from .._core import keys
 from .._state import State
 from ..graph import describe_state
 from ._checks import Size, to_size, typechecked
@@ -60,6 +61,16 @@ class Module:
 
     # Attributes shown first in the repr, when set (layers list their sizes and options).
     _repr_fields: tuple[str, ...] = ("in_size", "out_size")
+    # A Module passed to a held transform is keyed by its attributes (``_core.keys``).
+    _facade_module = True
+
+    def __setattr__(self, name: str, value: typing.Any) -> None:
+        object.__setattr__(self, name, value)
+        keys.MUTATIONS[0] += 1  # a trace that read this module's attributes may be stale
+
+    def __delattr__(self, name: str) -> None:
+        object.__delattr__(self, name)
+        keys.MUTATIONS[0] += 1
 
     def __init__(self, name: str | None = None):
         if name is not None and not isinstance(name, str):

@@ -1,6 +1,5 @@
 """State-aware transforms (``brainstate.transform``): autodiff, jit, loops, branches, and more."""
 
-from ._eval_shape import eval_shape
 from ._autodiff import (
     GradientTransform,
     fwd_grad,
@@ -14,6 +13,7 @@ from ._autodiff import (
     vjp,
 )
 from ._branches import cond, ifelse, switch
+from ._eval_shape import eval_shape
 from ._finder import StateFinder
 from ._jit import JittedFunction, jit
 from ._loops import (

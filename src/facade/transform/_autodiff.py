@@ -10,8 +10,6 @@ from __future__ import annotations
 
 import contextlib
 import functools
-import types
-import weakref
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import Any
 
@@ -21,11 +19,10 @@ import jax.numpy as jnp
 import functional as F
 from functional import engine
 
-from .._core import keys as _sites
 from .._core.bridge import Discovery, Pure
-from ._grad_states import flatten_grad_states, unread_error
-from .._core.lowering import PLAIN_TYPES, Lowering
+from .._core.sites import PLAIN_TYPES, Lowering, hint
 from .._state import ARRAY_TYPES, State, active_frames, frame, peek
+from ._grad_states import flatten_grad_states, unread_error
 
 # An int or a sequence of ints. Annotated loosely on purpose: ``engine.check_argnums`` checks it
 # and raises ArgnumsError (a TypeError and a ValueError: brainstate code expects ValueError).
@@ -76,13 +73,6 @@ def _draw_key(values: Sequence[Any], at: int) -> tuple[Any, list[Any]]:
         key = random.split_key()
         advanced = f.values[random.DEFAULT]
     return key, [*values[:at], advanced, *values[at + 1 :]]
-
-
-def _as_key(x: Any) -> Any:
-    """A site-cache key part for an option value (lists become tuples)."""
-    if isinstance(x, list):
-        x = tuple(x)
-    return _sites.value_key(x)
 
 
 class _NonFinite(Exception):
@@ -172,8 +162,8 @@ def _lower_autodiff(
 ) -> Callable[[Pure], Callable[..., Any]]:
     """``lower(pure)`` for an autodiff transform.
 
-    Closes over no State and no user function: a lowering found again through the site cache
-    must not keep a model alive.
+    Closes over no State and no user function: nothing a transform keeps may keep a model
+    alive.
     """
     n = 0 if treedef is None else treedef.num_leaves
     draws_key = isinstance(params.get("key"), DrawKey)
@@ -229,111 +219,6 @@ def _lower_autodiff(
     return lower
 
 
-def _identity(obj: Any) -> tuple[Any, ...]:
-    """What makes ``obj`` the same object next time: its id, or a bound method's parts' ids."""
-    if isinstance(obj, types.MethodType):
-        return ("method", id(obj.__func__), id(obj.__self__))
-    return (id(obj),)
-
-
-def _weak_parts(obj: Any, callback: Any = None) -> tuple[Callable[[], Any], ...] | None:
-    """Weak references that find ``obj`` again (None if it cannot be referenced weakly)."""
-    try:
-        if isinstance(obj, types.MethodType):
-            return (weakref.ref(obj.__func__, callback), weakref.ref(obj.__self__, callback))
-        return (weakref.ref(obj, callback),)
-    except TypeError:
-        return None
-
-
-def _same(parts: tuple[Callable[[], Any], ...], obj: Any) -> bool:
-    if isinstance(obj, types.MethodType):
-        return parts[0]() is obj.__func__ and parts[-1]() is obj.__self__
-    return parts[0]() is obj
-
-
-_LOWERINGS = ("_lowering", "_checking_lowering")
-
-
-class _Built:
-    """What a GradientTransform computed from its arguments, found again by their identity.
-
-    brainstate code often builds ``grad(loss, grad_states=params)`` inside the step; a new
-    transform over the same function and States then skips flattening the grad_states and
-    building its site key. Everything that could keep a model alive is held weakly: the
-    function, the grad_states container (when Python can reference it weakly), each State and
-    the lowerings (which the site cache keeps exactly as long as the function and States live).
-    The entry removes itself when the function or a State is collected.
-    """
-
-    __slots__ = ("target", "grad_states", "layout", "states", "lowerings", "fields", "__weakref__")
-
-    def __init__(
-        self, memo: Any, target: Any, grad_states: Any, states: tuple[State, ...], fields: dict
-    ):
-        me = weakref.ref(self)
-
-        def forget(_: Any) -> None:
-            if _BUILT.get(memo) is me():
-                _BUILT.pop(memo, None)
-
-        self.target = _weak_parts(target, forget)
-        self.grad_states = _weak_parts(grad_states) if grad_states is not None else None
-        self.layout = _layout(grad_states)
-        self.states = tuple(weakref.ref(s, forget) for s in states)
-        self.lowerings = {
-            k: weakref.ref(fields.pop(k)) if fields.get(k) is not None else None for k in _LOWERINGS
-        }
-        self.fields = fields
-
-    def found(self, target: Any, grad_states: Any) -> dict[str, Any] | None:
-        """The transform's fields if ``target`` and ``grad_states`` are the cached ones."""
-        if self.target is None or not _same(self.target, target):
-            return None
-        if self.grad_states is not None and not _same(self.grad_states, grad_states):
-            return None
-        # The same container may hold other States or keys by now: compare what it holds.
-        if _layout(grad_states) != self.layout:
-            return None
-        states = tuple(r() for r in self.states)
-        if not _holds(grad_states, states):
-            return None
-        lowerings = {k: r() if r is not None else None for k, r in self.lowerings.items()}
-        if any(r is not None and lowerings[k] is None for k, r in self.lowerings.items()):
-            return None
-        return {**self.fields, **lowerings, "_states": states}
-
-
-def _layout(grad_states: Any) -> Any:
-    """What decides the grad_states' tree structure, cheaply for the common forms."""
-    if grad_states is None or isinstance(grad_states, State):
-        return type(grad_states)
-    if type(grad_states) is dict:
-        return (dict, tuple(grad_states))  # the keys, in order
-    if type(grad_states) in (list, tuple):
-        return (type(grad_states), len(grad_states))
-    return jax.tree.structure(grad_states)
-
-
-def _holds(grad_states: Any, states: tuple[Any, ...]) -> bool:
-    """Whether ``grad_states`` (of a known layout) holds exactly ``states``, in flattening order."""
-    if grad_states is None:
-        return not states
-    if isinstance(grad_states, State):
-        return len(states) == 1 and states[0] is grad_states
-    if type(grad_states) in (list, tuple):
-        leaves: Any = grad_states
-    elif type(grad_states) is dict:
-        leaves = [grad_states[k] for k in sorted(grad_states)]  # jax.tree's order of dict keys
-    else:
-        leaves = jax.tree.leaves(grad_states)
-    return len(leaves) == len(states) and all(a is b for a, b in zip(leaves, states, strict=True))
-
-
-_BUILT: dict[Any, _Built] = {}
-_BUILT_MAX = 256
-
-
 class GradientTransform:
     """A stateful function transformed by a JAX-style gradient transform.
 
@@ -383,16 +268,6 @@ class GradientTransform:
     ):
         engine.check_callable(target, "target")
         engine.check_callable(transform, "transform")
-        memo = _memo_key(
-            target, transform, grad_states, argnums, return_value, has_aux,
-            transform_params, check_states, debug_nan,
-        )  # fmt: skip
-        built = _BUILT.get(memo) if memo is not None else None
-        found = built.found(target, grad_states) if built is not None else None
-        if found is not None:
-            self.__dict__.update(found)
-            self.target, self.grad_states, self.__wrapped__ = target, grad_states, target
-            return
         for flag_name, flag in [
             ("return_value", return_value),
             ("has_aux", has_aux),
@@ -422,18 +297,6 @@ class GradientTransform:
         self.transform_params = params
         self._states = states
         name = _name(target)
-        key = (
-            "autodiff",
-            _sites.Ident(transform),
-            _as_key(tuple(sorted(params.items()))),
-            _sites.function_key(target),
-            tuple(_sites.Ident(s) for s in states),
-            treedef,
-            _as_key(argnums),
-            has_aux,
-            return_value,
-            check_states,
-        )
 
         # fwd_grad's default key is drawn inside the program from the random state, which then
         # comes right after the grad_states and is always written.
@@ -444,25 +307,14 @@ class GradientTransform:
                 transform, params, treedef, argnums, has_aux, return_value, name, check_in_program
             )
             check = _check_reads(name, len(states)) if check_states else None
-            return Lowering(lower, (*states, *own), own_writes=own, check=check)
+            return Lowering(
+                lower, (*states, *own), own_writes=own, check=check, hint=hint("grad", target)
+            )
 
-        self._lowering = _sites.SITES.get(key, functools.partial(make, False))
+        self._lowering = make(False)
         # A program traced inside another trace checks its gradients when it runs.
-        self._checking_lowering = (
-            _sites.SITES.get((*key, "debug_nan"), functools.partial(make, True))
-            if debug_nan
-            else None
-        )
+        self._checking_lowering = make(True) if debug_nan else None
         functools.update_wrapper(self, target, updated=())
-        if memo is not None:
-            fields = {
-                k: v
-                for k, v in self.__dict__.items()
-                if k not in ("target", "grad_states", "_states", "__wrapped__")
-            }
-            if len(_BUILT) >= _BUILT_MAX:
-                _BUILT.clear()
-            _BUILT[memo] = _Built(memo, target, grad_states, states, fields)
 
     def __repr__(self) -> str:
         options = [
@@ -530,40 +382,6 @@ class GradientTransform:
             f"debug_nan: the gradients of {name!r} hold NaN or Inf, already present in the "
             "inputs or states (no operation produced it)"
         )
-
-
-def _memo_key(
-    target: Any,
-    transform: Any,
-    grad_states: Any,
-    argnums: Any,
-    return_value: Any,
-    has_aux: Any,
-    transform_params: Any,
-    check_states: Any,
-    debug_nan: Any,
-) -> Any:
-    """The key under which a GradientTransform's construction is remembered, or None."""
-    if transform_params is not None and not isinstance(transform_params, dict):
-        return None  # refused below, with its message
-    try:
-        params = tuple((k, type(v), v) for k, v in sorted((transform_params or {}).items()))
-        key = (
-            _identity(target),
-            id(transform),
-            _identity(grad_states),
-            type(argnums),
-            tuple(argnums) if isinstance(argnums, list) else argnums,
-            return_value,
-            has_aux,
-            check_states,
-            debug_nan,
-            params,
-        )
-        hash(key)
-    except TypeError:
-        return None
-    return key
 
 
 def _describe_grad_states(grad_states: Any) -> str:
@@ -874,7 +692,7 @@ def fwd_grad(
     )
 
 
-# --- vjp / jvp: one-shot calls, found again through the site cache -------------------------
+# --- vjp / jvp: one-shot calls, traced on every call ---------------------------------------
 
 
 def _apply(pullback: Any, cotangent: Any) -> Any:
@@ -958,21 +776,11 @@ def vjp(
             "vjp has nothing to differentiate: pass primals with argnums, or grad_states"
         )
     name = _name(fun)
-    key = (
-        "vjp",
-        _sites.function_key(fun),
-        tuple(_sites.Ident(s) for s in states),
-        treedef,
-        _as_key(argnums),
-        has_aux,
-    )
-    lowering = _sites.SITES.get(
-        key,
-        lambda: Lowering(
-            _lower_vjp(treedef, argnums, has_aux, name),
-            states,
-            check=_check_reads(name, len(states)),
-        ),
+    lowering = Lowering(
+        _lower_vjp(treedef, argnums, has_aux, name),
+        states,
+        check=_check_reads(name, len(states)),
+        hint=hint("vjp", fun),
     )
     out, pullback, aux = lowering(fun, primals, {})
 
@@ -1085,12 +893,11 @@ def jvp(
         ]
     n = len(primals)
     name = _name(fun)
-    key = ("jvp", _sites.function_key(fun), tuple(_sites.Ident(s) for s in states), n, has_aux)
-    lowering = _sites.SITES.get(
-        key,
-        lambda: Lowering(
-            _lower_jvp(len(states), n, has_aux, name), states, check=_check_reads(name, len(states))
-        ),
+    lowering = Lowering(
+        _lower_jvp(len(states), n, has_aux, name),
+        states,
+        check=_check_reads(name, len(states)),
+        hint=hint("jvp", fun),
     )
     out, tangent_out, aux = lowering(
         functools.partial(_call_primals, fun, n), (*primals, state_tangent_list, *tangents), {}

@@ -15,7 +15,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from .._core import sites as _eager
+from .._core import sites
 from .._core.bridge import (
     Carry,
     Discovery,
@@ -80,12 +80,7 @@ def _traced(
             index, [pure_branch(p) for p in pures], fixed, carried, *ops_dyn
         )
         for pure in pures:
-            got = pure.take_trace()
-            if got is not None and not d.covers(got):
-                raise RuntimeError(
-                    f"{where}: a branch touched other states when traced than when its states "
-                    "were discovered"
-                )
+            pure.check_traces(where)
         write_values(layout.carried, new_carried)
         return out
 
@@ -95,9 +90,8 @@ def _traced(
 def _eager_branches(
     key: Any, make: Callable[..., Any], branches: Sequence[Any], args: tuple[Any, ...]
 ) -> Any:
-    """Call the site built by ``make(*branches)``; the branches are keyed (and their closed-
-    over arrays passed as arguments) by ``_eager``."""
-    return _eager.call(key, make(*branches), args, lifted=_eager.Lifted(branches, make))
+    """Call the branches' transform built by ``make(*branches)``, called anew."""
+    return sites.call(key, make(*branches), args, fns=branches)
 
 
 def _with_pred(run: Callable[..., Any], pred: Any, *ops: Any) -> Any:

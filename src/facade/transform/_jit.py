@@ -13,8 +13,7 @@ import weakref
 from collections.abc import Callable, Sequence
 from typing import Any, cast
 
-from .._core import keys as _sites
-from .._core.lowering import Lowering, call_program, program_jit_kwargs
+from .._core.sites import Lowering, call_program, program_jit_kwargs
 
 
 def _as_tuple(x: Any, name: str, kind: type) -> tuple[Any, ...]:
@@ -83,27 +82,20 @@ class JittedFunction:
         self._per_instance: weakref.WeakKeyDictionary[Any, Lowering] = weakref.WeakKeyDictionary()
         functools.update_wrapper(self, fn, updated=())
 
-    def _new_lowering(self, fn: Callable[..., Any]) -> Lowering:
-        # Positions count the arguments of ``fn`` as called (a bound method's without self).
+    def _new_lowering(self, fn: Callable[..., Any], method: bool = False) -> Lowering:
+        # Positions count the arguments of ``fn`` as called (a bound method's without self);
+        # a method's lowering is called with the instance first, so that it is keyed by the
+        # instance's attributes (see ``_core.keys.module_key``).
         nums, names = _static_names_and_nums(fn, *self._given)
-        key = (
-            "jit",
-            _sites.function_key(fn),
-            nums,
-            names,
-            _sites.value_key(tuple(sorted((k, repr(v)) for k, v in self._options.items()))),
-            self._name,
+        if method:
+            nums = tuple(i + 1 if i >= 0 else i for i in nums)
+        return Lowering(
+            call_program(self._name),
+            static_argnums=nums,
+            static_argnames=names,
+            jit_kwargs=program_jit_kwargs(**self._options),
+            name=self._name,
         )
-
-        def make() -> Lowering:
-            return Lowering(
-                call_program(self._name),
-                static_argnums=nums,
-                static_argnames=names,
-                jit_kwargs=program_jit_kwargs(**self._options),
-            )
-
-        return _sites.SITES.get(key, make) if not self._options else make()
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
         self._check_static_range(args)
@@ -136,27 +128,27 @@ class JittedFunction:
     def _method_lowering(self, instance: Any) -> Lowering:
         try:
             lowering = self._per_instance.get(instance)
-        except TypeError:  # unhashable or not weakly referenceable: one per call site key
-            return self._new_lowering(types.MethodType(self.fn, instance))
+        except TypeError:  # unhashable or not weakly referenceable: a lowering per call
+            return self._new_lowering(types.MethodType(self.fn, instance), method=True)
         if lowering is None:
             lowering = self._per_instance[instance] = self._new_lowering(
-                types.MethodType(self.fn, instance)
+                types.MethodType(self.fn, instance), method=True
             )
         return lowering
 
     def _call_method(self, instance: Any, *args: Any, **kwargs: Any) -> Any:
-        bound = types.MethodType(self.fn, instance)
-        return self._method_lowering(instance)(bound, args, kwargs)
+        return self._method_lowering(instance)(self.fn, (instance, *args), kwargs)
 
     def lower(self, *args: Any, **kwargs: Any) -> Any:
-        """``jax.jit(...).lower`` of the program of this call (states as its first argument)."""
-        compiled, values, args_dyn, kw_dyn = self._lowering.prepare(self.fn, args, kwargs)
-        return compiled.lower(values, *args_dyn, **kw_dyn)
+        """``jax.jit(...).lower`` of the program of this call (state values as its first
+        argument, the constants the function closes over as its last)."""
+        exe, args_dyn, kw_dyn = self._lowering.prepare(self.fn, args, kwargs)
+        return exe.lower(*args_dyn, **kw_dyn)
 
     def eval_shape(self, *args: Any, **kwargs: Any) -> Any:
         """The output's shapes and dtypes (``jax.ShapeDtypeStruct``), without running it."""
-        compiled, values, args_dyn, kw_dyn = self._lowering.prepare(self.fn, args, kwargs)
-        return compiled.eval_shape(values, *args_dyn, **kw_dyn)[0]
+        exe, args_dyn, kw_dyn = self._lowering.prepare(self.fn, args, kwargs)
+        return exe.eval_shape(*args_dyn, **kw_dyn)[0]
 
     def clear_cache(self) -> None:
         """Drop every compiled program; the next call traces and compiles again."""

@@ -3,8 +3,9 @@
 Each loop discovers the states its body touches (an abstract trace of the body), carries the
 written ones in the ``lax`` loop's carry and closes over the read-only ones, so iteration k+1
 sees iteration k's writes; the final values are written back once, after the loop. Called
-inside another facade trace the loop is traced in place; called eagerly it is compiled once
-per call signature and found again through the site cache (``_eager.call``).
+inside another facade trace the loop is traced in place; called eagerly it is traced on every
+call and runs the executable of its program (``_core.sites.call``: an unchanged loop compiles
+once).
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from .._core import sites as _eager
+from .._core import sites
 from .._core.bridge import (
     Carry,
     Discovery,
@@ -79,14 +80,6 @@ def _slices(xs: Any) -> Any:
     return jax.tree.map(lambda a: jax.ShapeDtypeStruct(np.shape(a)[1:], jnp.result_type(a)), xs)
 
 
-def _bar_key(bar: ProgressBar | None) -> Any:
-    if bar is None:
-        return None
-    from .._core.keys import value_key
-
-    return (bar.freq, bar.count, value_key(bar.desc), value_key(tuple(sorted(bar.kwargs.items()))))
-
-
 # --- the body of a scan, made pure -------------------------------------------------------
 
 
@@ -133,20 +126,10 @@ class _Body:
 
     def finish(self, final: Any) -> Any:
         """Check the body's trace, write the carried states back, return the user carry."""
-        found = self.pure.take_trace()
-        _check_trace(self.pure.discovery, found, self.where)
+        self.pure.check_traces(self.where)
         carried, carry, _ = final
         write_values(self.layout.carried, carried)
         return carry
-
-
-def _check_trace(d: Any, found: Discovery | None, where: str) -> None:
-    if found is not None and not d.covers(found):
-        raise RuntimeError(
-            f"{where}: the body touched other states when traced for the loop than when its "
-            "states were discovered; its states must not depend on anything but the shapes of "
-            "its arguments"
-        )
 
 
 def _pair(out: Any, where: str) -> tuple[Any, Any]:
@@ -296,17 +279,8 @@ def checkpointed_scan_of(
 # --- public loops ------------------------------------------------------------------------
 
 
-@functools.lru_cache(maxsize=256, typed=True)
-def _site(kind: str, *options: Any) -> Any:
-    """The site key of a loop without its functions (``_eager`` keys those): typed options,
-    so that ``unroll=True`` and ``unroll=1`` differ (memoized: it is built on every call)."""
-    from .._core.keys import value_key
-
-    return (kind, *(value_key(o) for o in options))
-
-
-def _eager_loop(key: Any, make: Callable[..., Any], fns: tuple[Any, ...], args: Any) -> Any:
-    return _eager.call(key, make(*fns), args, lifted=_eager.Lifted(fns, make))
+def _eager_loop(where: str, run: Callable[..., Any], fns: tuple[Any, ...], args: Any) -> Any:
+    return sites.call(where, run, args, fns=fns)
 
 
 def for_loop(
@@ -361,7 +335,7 @@ def for_loop(
     def make(f: Any) -> Any:
         return functools.partial(_for_loop_traced, f, length, reverse, unroll, bar, None, where)
 
-    return _eager_loop(_site(where, length, reverse, unroll, _bar_key(bar)), make, (f,), xs)
+    return _eager_loop(where, make(f), (f,), xs)
 
 
 def scan(
@@ -396,8 +370,7 @@ def scan(
     def make(f: Any) -> Any:
         return functools.partial(_scan_call_traced, f, length, reverse, unroll, bar, None, where)
 
-    key = _site(where, length, reverse, unroll, _bar_key(bar))
-    return _eager_loop(key, make, (f,), (init, xs))  # type: ignore[no-any-return]
+    return _eager_loop(where, make(f), (f,), (init, xs))  # type: ignore[no-any-return]
 
 
 def checkpointed_for_loop(
@@ -428,7 +401,7 @@ def checkpointed_for_loop(
     def make(f: Any) -> Any:
         return functools.partial(_for_loop_traced, f, length, False, 1, bar, base, where)
 
-    return _eager_loop(_site(where, length, base, _bar_key(bar)), make, (f,), xs)
+    return _eager_loop(where, make(f), (f,), xs)
 
 
 def checkpointed_scan(
@@ -455,8 +428,7 @@ def checkpointed_scan(
     def make(f: Any) -> Any:
         return functools.partial(_scan_call_traced, f, length, False, 1, bar, base, where)
 
-    key = _site(where, length, base, _bar_key(bar))
-    return _eager_loop(key, make, (f,), (init, xs))  # type: ignore[no-any-return]
+    return _eager_loop(where, make(f), (f,), (init, xs))  # type: ignore[no-any-return]
 
 
 # --- while loops -------------------------------------------------------------------------
@@ -499,7 +471,7 @@ class _WhileParts:
 
     def finish(self, final: Any) -> Any:
         for pure in (self.cond, self.body):
-            _check_trace(pure.discovery, pure.take_trace(), self.where)
+            pure.check_traces(self.where)
         carried, val = final
         write_values(self.layout.carried, carried)
         return val
@@ -545,7 +517,7 @@ def while_loop(
     def make(cond_fun: Any, body_fun: Any) -> Any:
         return functools.partial(_while_traced, cond_fun, body_fun, where)
 
-    return _eager_loop(_site(where), make, (cond_fun, body_fun), (init_val,))
+    return _eager_loop(where, make(cond_fun, body_fun), (cond_fun, body_fun), (init_val,))
 
 
 def _bounded_traced(cond_fun: Any, body_fun: Any, max_steps: int, base: int, init_val: Any) -> Any:
@@ -611,7 +583,7 @@ def bounded_while_loop(
     def make(cond_fun: Any, body_fun: Any) -> Any:
         return functools.partial(_bounded_traced, cond_fun, body_fun, max_steps, base)
 
-    return _eager_loop(_site(where, max_steps, base), make, (cond_fun, body_fun), (init_val,))
+    return _eager_loop(where, make(cond_fun, body_fun), (cond_fun, body_fun), (init_val,))
 
 
 __all__ = [

@@ -20,7 +20,7 @@ with key ``k`` gives lane ``i`` the key ``lanes[i]`` of ``new, *lanes = split(k,
 holds ``new`` after the call. The lanes therefore draw what a Python loop would draw after
 ``state.set_key(lanes[i])``, and two calls draw differently.
 
-Called eagerly, ``vmap`` and ``vmap2`` compile one program per call signature (``_eager.call``);
+Called eagerly, a held ``vmap``/``vmap2`` object keeps its programs (``_core.sites.HeldTransform``);
 ``vmap_new_states`` traces on every call, because every call must create new States.
 """
 
@@ -35,7 +35,6 @@ import jax.numpy as jnp
 import numpy as np
 from jax._src.interpreters.batching import BatchTrace
 
-from .._core import keys as _sites
 from .._core.bridge import (
     Discovery,
     Pure,
@@ -152,7 +151,6 @@ class Spec:
         in_filters: Sequence[tuple[int | None, Any]] = (),
         out_filters: Sequence[tuple[int | None, Any]] = (),
         policy: str = "raise",
-        filter_keys: Any = None,
         new_states: bool = False,
         exclude: Any = None,
         state_tag: str | None = None,
@@ -174,18 +172,6 @@ class Spec:
         self.in_filters, self.out_filters = tuple(in_filters), tuple(out_filters)
         self.policy, self.new_states, self.state_tag = policy, new_states, state_tag
         self.exclude = None if exclude is None else to_predicate(exclude)
-        self.key = (
-            where,
-            _sites.value_key(_hashable(self.in_axes)),
-            _sites.value_key(_hashable(out_axes)),
-            _sites.value_key(axis_name),
-            axis_size,
-            _sites.value_key(_hashable(spmd_axis_name)),
-            tuple((_sites.Ident(s), a) for s, a in state_in.items()),
-            tuple((_sites.Ident(s), a) for s, a in state_out.items()),
-            _sites.value_key(_hashable(filter_keys)),
-            policy,
-        )
 
     def in_axis(self, s: State) -> Any:
         """The axis ``s`` is batched on when it enters (None: unbatched; ``_NOT``: undeclared)."""
@@ -208,14 +194,6 @@ class Spec:
     def is_random(self, s: State) -> bool:
         """Whether ``s`` gets one key per lane: a random state not itself declared batched."""
         return isinstance(s, RandomState) and self.in_axis(s) is _NOT
-
-
-def _hashable(x: Any) -> Any:
-    if isinstance(x, list | tuple):
-        return tuple(_hashable(e) for e in x)
-    if isinstance(x, dict):
-        return ("dict", tuple((k, _hashable(v)) for k, v in x.items()))
-    return x
 
 
 def _check_axis_size(axis_size: Any, where: str) -> None:
@@ -522,12 +500,7 @@ def vmap_call(
     out_axes = (spec.out_axes, plan.mapped_axes, None, (0, None))
     mapped = _jax_vmap(spec, lane, (plan.in_axes, in_axes, 0), out_axes, n)
     out, mapped_values, plain_values, new_values = mapped(values, args_dyn, kw_dyn)
-    found = pure.take_trace()
-    if found is not None and not d.covers(found):
-        raise RuntimeError(
-            f"{where}: the function touched other states when mapped than when probed; its "
-            "states must not depend on anything but the shapes of its arguments"
-        )
+    pure.check_traces(where)
     write_values(plan.mapped, mapped_values)
     write_values(plan.plain, plain_values)
     write_values(plan.advanced, new_keys)

@@ -12,8 +12,7 @@ from typing import Any
 
 import jax
 
-from .._core import keys as _sites
-from .._core import sites as _eager
+from .._core import sites
 from .._core.bridge import Pure, Signature, discover, read_values, write_values
 
 
@@ -37,20 +36,13 @@ def _checkpoint_traced(
     out, written = jax.checkpoint(rematerialised, prevent_cse=prevent_cse, policy=policy)(
         read_values(d), *args_dyn, **kw_dyn
     )
-    got = pure.take_trace()
-    if got is not None and not d.covers(got):
-        raise RuntimeError(
-            "checkpoint: the function touched other states when traced than when its states "
-            "were discovered"
-        )
+    pure.check_traces("checkpoint")
     write_values(d.writes, written)
     return out
 
 
-class _Checkpointed:
+class _Checkpointed(sites.HeldTransform):
     """``fun`` under :func:`checkpoint`; callable like ``fun``."""
-
-    graph_opaque = True  # not walked into by facade.graph: no fake state paths
 
     def __init__(
         self,
@@ -61,17 +53,8 @@ class _Checkpointed:
     ):
         self.fun, self.prevent_cse, self.policy = fun, prevent_cse, policy
         self.static_argnums = static_argnums
-        functools.update_wrapper(self, fun, updated=())
-
-    def __call__(self, *args: Any, **kwargs: Any) -> Any:
-        options = (self.prevent_cse, self.policy, self.static_argnums)
-
-        def make(fun: Callable[..., Any]) -> Any:
-            return functools.partial(_checkpoint_traced, fun, *options)
-
-        key = ("checkpoint", self.prevent_cse, _sites.value_key(self.policy), self.static_argnums)
-        lifted = _eager.Lifted((self.fun,), make)
-        return _eager.call(key, make(self.fun), args, kwargs, self.static_argnums, lifted)
+        run = functools.partial(_checkpoint_traced, fun, prevent_cse, policy, static_argnums)
+        super().__init__(fun, run, "checkpoint", static_argnums)
 
 
 def checkpoint(

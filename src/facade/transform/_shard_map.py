@@ -11,7 +11,6 @@ written back, so they keep the sharding their spec gives them on the mesh.
 from __future__ import annotations
 
 import functools
-import types
 from collections.abc import Callable
 from typing import Any
 
@@ -21,11 +20,10 @@ import numpy as np
 from jax.sharding import Mesh, NamedSharding
 from jax.sharding import PartitionSpec as P
 
-from .._core import keys as _sites
-from .._core import sites as _eager
+from .._core import sites
 from .._core.bridge import Discovery, Pure, Signature, fresh_jax_traces, read_values, write_values
-from ._mapping import LaneValues
 from .._state import State, active_frames, frame
+from ._mapping import LaneValues
 
 REPLICATED = P()
 
@@ -48,16 +46,6 @@ def _state_specs(specs: Any, name: str) -> Any:
         f"shard_map: {name} must be None, a PartitionSpec or a dict from States to "
         f"PartitionSpecs, got {type(specs).__name__}: {specs!r}"
     )
-
-
-def _spec_key(x: Any) -> Any:
-    if isinstance(x, P):
-        return ("P", tuple(x))
-    if isinstance(x, list | tuple):
-        return (type(x).__name__, tuple(_spec_key(e) for e in x))
-    if isinstance(x, dict):
-        return ("dict", tuple((_sites.value_key(k), _spec_key(v)) for k, v in x.items()))
-    return _sites.value_key(x)
 
 
 class _ShardSpec:
@@ -83,15 +71,6 @@ class _ShardSpec:
         self.in_specs = tuple(in_specs) if isinstance(in_specs, list) else in_specs
         self.state_in = _state_specs(state_in_specs, "state_in_specs")
         self.state_out = _state_specs(state_out_specs, "state_out_specs")
-        self.key = (
-            "shard_map",
-            _sites.Ident(mesh),
-            _spec_key(self.in_specs),
-            _spec_key(out_specs),
-            _spec_key(self.state_in),
-            _spec_key(self.state_out),
-            check_vma,
-        )
 
     def in_spec(self, s: State) -> P:
         if isinstance(self.state_in, P):
@@ -219,31 +198,17 @@ def _shard_map_traced(spec: _ShardSpec, *args: Any, **kwargs: Any) -> Any:
         out_specs=(spec.out_specs, written_specs),
         check_vma=spec.check_vma,
     )(*inputs)
-    found = pure.take_trace()
-    if found is not None and not d.covers(found):
-        raise RuntimeError(
-            "shard_map: fun touched other states when mapped than when probed; its states "
-            "must not depend on anything but the shapes of its arguments"
-        )
+    pure.check_traces("shard_map")
     write_values(d.writes, written)
     return out
 
 
-class ShardMapped:
+class ShardMapped(sites.HeldTransform):
     """A function under :func:`shard_map`; callable like it."""
 
     def __init__(self, spec: _ShardSpec):
         self.spec = spec
-        functools.update_wrapper(self, spec.fun, updated=())
-
-    def __get__(self, instance: Any, owner: type | None = None) -> Any:
-        """As a method (``@vmap`` on a ``def`` in a class): bound to the instance."""
-        return self if instance is None else types.MethodType(self, instance)
-
-    def __call__(self, *args: Any, **kwargs: Any) -> Any:
-        run = functools.partial(_shard_map_traced, self.spec)
-        key = (self.spec.key, _sites.function_key(self.spec.fun))
-        return _eager.call(key, run, args, kwargs)
+        super().__init__(spec.fun, functools.partial(_shard_map_traced, spec), "shard_map")
 
 
 def shard_map(

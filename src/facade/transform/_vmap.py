@@ -9,7 +9,6 @@ through ``_eager.call`` (one compiled program per call signature when called eag
 from __future__ import annotations
 
 import functools
-import types
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -19,31 +18,21 @@ import numpy as np
 from jax.extend.core import Primitive
 from jax.interpreters import batching, mlir
 
-from .._core import keys as _sites
-from .._core import sites as _eager
+from .._core import sites
 from .._core.bridge import discover
+from ..random import RandomState
 from ._loops import _for_loop_traced, leading_length
 from ._mapping import Spec, declared_states, filter_axes, vmap_call, vmap_traced
-from ..random import RandomState
 
 # --- public transforms ------------------------------------------------------------------------
 
 
-class Mapped:
+class Mapped(sites.HeldTransform):
     """A function under :func:`vmap` or :func:`vmap2`; callable like it."""
 
     def __init__(self, spec: Spec):
         self.spec = spec
-        functools.update_wrapper(self, spec.fn, updated=())
-
-    def __get__(self, instance: Any, owner: type | None = None) -> Any:
-        """As a method (``@vmap`` on a ``def`` in a class): bound to the instance."""
-        return self if instance is None else types.MethodType(self, instance)
-
-    def __call__(self, *args: Any, **kwargs: Any) -> Any:
-        spec = self.spec
-        run = functools.partial(vmap_traced, spec)
-        return _eager.call((spec.key, _sites.function_key(spec.fn)), run, args, kwargs)
+        super().__init__(spec.fn, functools.partial(vmap_traced, spec), spec.where)
 
 
 def vmap(
@@ -184,7 +173,6 @@ def vmap2(
             in_filters,
             out_filters,
             unexpected_out_state_mapping,
-            filter_keys=(state_in_axes, state_out_axes),
         )
         return Mapped(spec)
 
@@ -352,7 +340,7 @@ def map(f: Callable[..., Any], *xs: Any, batch_size: int | None = None) -> Any:
             raise ValueError(f"{where}: batch_size must be a positive int, got {batch_size}")
         batch_size = int(batch_size)
     run = functools.partial(_map_traced, f, batch_size)
-    return _eager.call((where, _sites.function_key(f), batch_size), run, xs)
+    return sites.call((where, batch_size), run, xs, fns=(f,))
 
 
 # --- unvmap -------------------------------------------------------------------------------------
