@@ -22,6 +22,7 @@ import facade
 import functional as F
 
 ANEW = "facade anew"
+RAW_ANEW = "raw JAX anew"  # eager lax.scan over a fresh lambda: JAX traces and compiles every call
 
 BPTT_SIZES = ((32, 100), (64, 1000))  # (width, steps)
 PEX_BATCH, PEX_WIDTH = 64, 32  # per-example gradients
@@ -268,27 +269,30 @@ def grad_anew(pure: Callable[..., Any], params: dict[str, Any], args: tuple) -> 
 
 
 def for_loop_anew(width: int, steps: int) -> Contenders:
-    """A forward simulation (outputs and final ``h``) by an eager ``for_loop``: over one step
-    function built once (cached), over an inline lambda built on every call (anew), and under
-    ``facade.transform.jit``."""
+    """A forward simulation (outputs and final ``h``) by an eager ``for_loop`` over an inline
+    lambda built on every call (called anew: traced every call, compiled once), against a held
+    ``jax.jit`` of the same ``lax.scan`` (the baseline), raw JAX's eager ``lax.scan`` over a
+    fresh lambda, and the loop under a held ``facade.transform.jit``."""
     params, xs = rnn_data(width, steps)
     model = RNN(facade, params, (width,))
     h0 = jnp.zeros((width,), jnp.float32)
     raw = jax.jit(rnn_scan)
-    step = model.step
-
-    def cached() -> Any:
-        model.h.value = h0
-        return facade.transform.for_loop(step, xs), model.h.value
 
     def anew(xs: Any) -> Any:
         model.h.value = h0
         return facade.transform.for_loop(lambda x: model.step(x), xs), model.h.value
 
+    def raw_anew() -> Any:
+        def step(h: Any, x: Any) -> tuple[Any, Any]:
+            h = rnn_cell(params, h, x)
+            return h, h
+
+        return jax.lax.scan(step, h0, xs)
+
     jitted = facade.transform.jit(anew)
     return {
         RAW: lambda: raw(params, h0, xs),
-        EAGER: cached,
+        RAW_ANEW: raw_anew,
         ANEW: lambda: anew(xs),
         FJIT: lambda: jitted(xs),
     }

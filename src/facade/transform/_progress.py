@@ -104,6 +104,20 @@ class ProgressBar:
     def __repr__(self) -> str:
         return f"ProgressBar(freq={self.freq}, count={self.count}, desc={self.desc!r})"
 
+    # Bars with the same settings draw the same: a compiled loop whose callback holds one bar
+    # serves a call given another (``pbar=10`` makes a new bar on every call).
+    def _settings(self) -> tuple[Any, ...]:
+        return (self.freq, self.count, self.desc, tuple(sorted(self.kwargs.items())))
+
+    def __eq__(self, other: object) -> bool:
+        return type(other) is type(self) and self._settings() == other._settings()  # type: ignore[attr-defined]
+
+    def __hash__(self) -> int:
+        try:
+            return hash(self._settings())
+        except TypeError:  # an unhashable tqdm option: no bar equals another
+            return id(self)
+
     def interval(self, total: int) -> int:
         if self.freq is not None:
             return self.freq
@@ -134,12 +148,11 @@ class ProgressBar:
     def report(self, total: int, i: Any, carry: Any, y: Any) -> None:
         """Inside a loop body: report that iteration ``i`` (traced) of ``total`` is done."""
         every = self.interval(total)
-        run = id(self)
         wants_data = isinstance(self.desc, tuple)
         payload = (carry, y) if wants_data else (None, None)
 
         def callback(i: Any, carry: Any, y: Any) -> None:
-            self._update(run, total, i, carry, y)
+            self._update(id(self), total, i, carry, y)
 
         due = ((i + 1) % every == 0) | (i + 1 == total) | (i == 0)
         jax.lax.cond(
