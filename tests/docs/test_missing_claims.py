@@ -2,15 +2,17 @@
 
 docs/coming-from-brainstate.md once said that ``brainstate.nn`` was "the Module base class only:
 no `Linear`, `Dropout`, optimizers", long after the facade had them. The compatibility page is
-checked name by name against the code (test_compat.py); this scans every other sentence of the
-documentation for a claim of absence and checks the names it makes about against the facade.
+checked name by name against the code (test_compat.py); this scans the text of every page for a
+claim of absence and checks each name the claim makes against the facade.
 
 A claim of absence, as the pages word them: ``no `X```, ``no `X`, `Y` or `Z```, ```X` is not
-provided`` (or available, supported, reproduced, implemented), ``missing: `X```,
-``not provided: `X```. A name counts if it is one of the facade's (a bare name in the
-``__all__`` of a facade module, or a dotted ``brainstate.``/``facade.`` path that resolves to an
-object that is not a module: a module may be partly provided, and a page may say which part is
-missing). Names of other libraries (``jax.vmap``, ``eqx.filter``) are not the facade's.
+provided`` (or available, supported, reproduced, implemented), ``missing `X```, and the names of
+a sentence after ``missing:``, ``not provided:``, ``not yet:`` or ``not there:``.
+
+A name counts if the facade provides it: a bare name in the ``__all__`` of a facade module, or a
+dotted path (``brainstate.nn.Linear``, ``nn.Linear``) that resolves in the facade to something
+other than a module (a module may be partly provided, and a page may say which part is not).
+Other libraries' names (``jax.vmap``, ``eqx.filter``) do not count.
 """
 
 from __future__ import annotations
@@ -46,7 +48,9 @@ CLAIMS = [
         r"(?:provided|available|supported|reproduced|implemented)",
         re.I,
     ),
-    re.compile(rf"\b(?:not provided|missing)\s*:?\s+({_NAMES})", re.I),
+    re.compile(rf"\b(?:not provided|missing)\s+({_NAMES})", re.I),
+    # A list after a colon, to the end of its sentence: "Not yet: pooling, `Conv3d`, ...".
+    re.compile(r"\b(?:not provided|missing|not yet|not there)\s*:\s*((?:[^.`]|`[^`]*`)*)", re.I),
 ]
 # The compatibility page's per-module "Not provided:" lists are checked, module by module, by
 # test_compat.py (a name missing from one module may exist in another).
@@ -62,13 +66,15 @@ PROVIDED = provided_names()
 
 def is_provided(token: str) -> bool:
     """Whether the backquoted ``token`` names something the facade provides (not a module)."""
-    first, *rest = token.split(".")
-    if not rest:
+    parts = token.split(".")
+    if len(parts) == 1:
         return token in PROVIDED
-    if first not in ("brainstate", "facade"):
-        return False  # another library's name
-    obj: object = facade
-    for part in rest:
+    if parts[0] in ("brainstate", "facade"):
+        parts = parts[1:]
+    elif not isinstance(getattr(facade, parts[0], None), types.ModuleType):
+        return False  # another library's name (jax.vmap, eqx.filter)
+    obj: object = facade  # `nn.Linear` counts as `brainstate.nn.Linear`
+    for part in parts:
         if not hasattr(obj, part):
             return False
         obj = getattr(obj, part)
@@ -93,6 +99,9 @@ def test_claims_are_found() -> None:
         "brainstate.nn.GRUCell"
     ]
     assert claimed_missing("missing: `vmap2`, `StatefulMapping`") == ["vmap2"]
+    assert claimed_missing("Not yet: pooling, `Conv3d`, `nn.Linear`. But `Dropout`.") == [
+        "nn.Linear"
+    ]
     # Not claims about the facade, or about names it does not provide.
     assert claimed_missing("so no `eqx.filter`/`eqx.partition` is needed") == []
     assert claimed_missing("the rest of `brainstate.util` is not provided") == []
