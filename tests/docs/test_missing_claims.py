@@ -40,7 +40,8 @@ MODULES = [
     "facade.util.filter",
 ]
 _NAME = r"`[\w.]+`"
-_NAMES = rf"{_NAME}(?:(?:\s*,\s*(?:or\s+|and\s+|nor\s+)?|\s+or\s+|\s+and\s+|\s+nor\s+|\s*/\s*){_NAME})*"
+_SEPARATOR = r"(?:\s*,\s*(?:or\s+|and\s+|nor\s+)?|\s+or\s+|\s+and\s+|\s+nor\s+|\s*/\s*)"
+_NAMES = rf"{_NAME}(?:{_SEPARATOR}{_NAME})*"  # `A`, `B` or `C`; `A`/`B`
 CLAIMS = [
     re.compile(rf"\bno\s+({_NAMES})", re.I),
     re.compile(

@@ -22,7 +22,10 @@ def check(want: str, got: str) -> bool:
         ("w=3.000 b=1.000", "w=2.999 b=1.000"),
         # numpy at full precision: a few float32 ulps off, and a zero that came out negative
         # (which changes numpy's padding of the whole array).
-        ("[[2.        1.       ]\n [0.5403023 0.       ]]", "[[2.        1.       ]\n [0.5403024 -0.       ]]"),
+        (
+            "[[2.        1.       ]\n [0.5403023 0.       ]]",
+            "[[2.        1.       ]\n [0.5403024 -0.       ]]",
+        ),
         ("[0.7864 0.42  ]", "[0.7864 0.4201]"),
         ("1.2e-05", "1.3e-05"),
         # Text around the numbers still follows doctest's rules (an ellipsis that swallowed a
