@@ -10,7 +10,10 @@ The pages are ``docs/**/*.md`` and ``README.md``. The convention, kept deliberat
 * A ``text`` block whose first line is ``# output``, and which is the next fenced block after a
   ``python`` block, is that block's expected standard output (the lines after ``# output``).
   It is compared as doctest compares output, with ``ELLIPSIS`` (``...`` matches anything) and
-  ``NORMALIZE_WHITESPACE``. A ``python`` block without such a block may print anything.
+  ``NORMALIZE_WHITESPACE``, numbers up to floating-point noise (``docs_testing``: off by one in
+  the last printed digit, or by a relative 1e-4). A ``python`` block without such a block may
+  print anything. A value that another CPU may print differently beyond that is printed as a
+  bound or a comparison, not as a number.
 * A block that raises fails the page's test, with the page and line in the traceback.
 
 Run one page with e.g. ``pytest tests/docs/test_docs.py -k getting-started``.
@@ -19,7 +22,6 @@ Run one page with e.g. ``pytest tests/docs/test_docs.py -k getting-started``.
 from __future__ import annotations
 
 import contextlib
-import doctest
 import io
 import re
 import sys
@@ -28,6 +30,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+from docs_testing import FLAGS, NumericOutputChecker
 
 ROOT = Path(__file__).resolve().parents[2]
 PAGES = sorted((ROOT / "docs").rglob("*.md")) + [ROOT / "README.md"]
@@ -89,8 +92,7 @@ def run_page(path: Path) -> None:
     module = types.ModuleType(name)
     module.__file__ = str(path)
     sys.modules[name] = module  # so that classes defined in the page (dataclasses...) resolve
-    checker = doctest.OutputChecker()
-    flags = doctest.ELLIPSIS | doctest.NORMALIZE_WHITESPACE
+    checker = NumericOutputChecker()
     try:
         for block, expected in runnable(parse_blocks(path.read_text())):
             # Pad with blank lines so tracebacks point at the page's own line numbers.
@@ -98,7 +100,7 @@ def run_page(path: Path) -> None:
             out = io.StringIO()
             with contextlib.redirect_stdout(out):
                 exec(code, module.__dict__)
-            if expected is not None and not checker.check_output(expected, out.getvalue(), flags):
+            if expected is not None and not checker.check_output(expected, out.getvalue(), FLAGS):
                 raise AssertionError(
                     f"{path.relative_to(ROOT)}:{block.line}: the output differs from the "
                     f"'# output' block.\n--- expected\n{expected}--- got\n{out.getvalue()}"

@@ -2,7 +2,8 @@
 
 Collected with :class:`doctest.DocTestFinder` over every module of the packages (private ones
 included; an object is tested in the module that defines it, once), and run with
-``ELLIPSIS`` and ``NORMALIZE_WHITESPACE``. One test per docstring that has examples.
+``ELLIPSIS`` and ``NORMALIZE_WHITESPACE``, numbers compared up to floating-point noise as in the
+pages' outputs (``docs_testing.NumericOutputChecker``). One test per docstring that has examples.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ import pkgutil
 import types
 
 import pytest
+from docs_testing import FLAGS, NumericOutputChecker
 
 PACKAGES = ["functional", "facade", "stategrad"]
 
@@ -49,9 +51,7 @@ def test_docstring_examples_are_found() -> None:
 
 @pytest.mark.parametrize("test", DOCTESTS, ids=[t.name for t in DOCTESTS])
 def test_docstring(test: doctest.DocTest) -> None:
-    runner = doctest.DocTestRunner(
-        optionflags=doctest.ELLIPSIS | doctest.NORMALIZE_WHITESPACE, verbose=False
-    )
+    runner = doctest.DocTestRunner(checker=NumericOutputChecker(), optionflags=FLAGS, verbose=False)
     report = io.StringIO()
     result = runner.run(test, out=report.write, clear_globs=True)
     assert result.failed == 0, f"{test.name} ({test.filename}:{test.lineno}):\n{report.getvalue()}"

@@ -601,6 +601,47 @@ def test_orthogonal(shape, axis):
     np.testing.assert_allclose(gram, 4.0 * np.eye(min(cols.shape)), atol=1e-4)
 
 
+def brainstate_orthogonal(key, shape, axis, scale):
+    """brainstate 0.5.4's ``nn.init.Orthogonal.__call__``, step by step, from ``key``'s draw.
+
+    Run against brainstate 0.5.4 itself (its ``Orthogonal(scale=2.0, axis=axis)(shape, rng=rs)``
+    draws with ``rs.split_key()``), this gives its output for every shape tested below.
+    """
+    n_rows = shape[axis]
+    n_cols = math.prod(shape) // n_rows
+    matrix_shape = (n_rows, n_cols) if n_rows > n_cols else (n_cols, n_rows)
+    q, r = jnp.linalg.qr(jax.random.normal(key, matrix_shape))
+    q = q * jnp.sign(jnp.diag(r))
+    if n_rows < n_cols:
+        q = q.T
+    q = jnp.reshape(q, (n_rows,) + tuple(np.delete(shape, axis)))
+    return scale * jnp.moveaxis(q, 0, axis)
+
+
+@pytest.mark.parametrize(
+    "shape, axis",
+    # Square matrices (brainstate's is the transpose of jax.nn.initializers.orthogonal's, so
+    # a GRUCell(4, 4)'s (8, 8) gate weight started elsewhere), and non-square ones.
+    [((3, 3), -1), ((4, 4), 0), ((2, 2, 4), -1), ((4, 3), -1), ((3, 4), -1), ((2, 4, 3), 0)],
+)
+def test_orthogonal_draws_brainstates_matrix(shape, axis):
+    key = jax.random.PRNGKey(7)
+    q = init.Orthogonal(scale=2.0, axis=axis)(shape, key=key)
+    np.testing.assert_allclose(q, brainstate_orthogonal(key, shape, axis, 2.0), atol=1e-6)
+
+
+def test_orthogonal_square_values_are_brainstates():
+    # brainstate 0.5.4: nn.init.Orthogonal()((3, 3), rng=brainstate.random.RandomState(42)),
+    # whose draw uses the key RandomState(42).split_key() (key data below), printed there.
+    key = np.array([64467757, 2916123636], np.uint32)
+    expected = [
+        [0.6072, -0.6367, -0.4753],
+        [-0.6651, -0.0800, -0.7425],
+        [-0.4347, -0.7669, 0.4721],
+    ]
+    np.testing.assert_allclose(init.Orthogonal()((3, 3), key=key), expected, atol=2e-4)
+
+
 def test_initializer_keys_dtype_and_seeding():
     def same(a, b):
         return bool((np.asarray(a) == np.asarray(b)).all())

@@ -22,6 +22,7 @@ Example:
 
 from __future__ import annotations
 
+import math
 import typing
 from collections.abc import Sequence
 
@@ -495,10 +496,14 @@ class LecunUniform(VarianceScaling):
 
 
 class Orthogonal(Initializer):
-    """A (semi-)orthogonal matrix times ``scale``: ``jax.nn.initializers.orthogonal``.
+    """A (semi-)orthogonal matrix times ``scale``, drawn as brainstate 0.5.4 draws it.
 
     The shape is read as a matrix whose columns are along ``axis`` and whose rows are all the
-    other axes flattened; the rows or the columns, whichever are fewer, are orthonormal.
+    other axes flattened; the rows or the columns, whichever are fewer, are orthonormal. For the
+    same key the result is brainstate's: the normal draw is ``(n, m)`` with ``n >= m`` (``n`` the
+    size along ``axis`` when it is larger, else the others'), its QR's ``Q`` is sign-corrected
+    and laid out along ``axis`` as brainstate lays it out. ``jax.nn.initializers.orthogonal``
+    agrees for non-square matrices but gives the transpose of a square one.
 
     Args:
         scale: the factor.
@@ -523,8 +528,19 @@ class Orthogonal(Initializer):
     def _sample(self, key: typing.Any, shape: tuple[int, ...], dtype: typing.Any) -> jax.Array:
         if len(shape) < 2:
             raise ValueError(f"Orthogonal: needs a shape of at least 2 dimensions, got {shape}")
-        sample = jax.nn.initializers.orthogonal(self.scale, column_axis=self.axis)
-        return sample(key, shape, dtype)
+        n_axis = shape[self.axis]  # an axis out of range raises IndexError, as jax's does
+        axis = self.axis % len(shape)
+        n_rest = math.prod(shape) // n_axis if n_axis else 0
+        # brainstate's layout: the draw has the larger side first, and a square Q is laid out
+        # as (axis, rest); jax's initializer lays it out as (rest, axis), the transpose.
+        draw = (n_axis, n_rest) if n_axis > n_rest else (n_rest, n_axis)
+        q, r = jnp.linalg.qr(jax.random.normal(key, draw, dtype))
+        q = q * jnp.sign(jnp.diag(r))  # makes Q uniformly distributed (Haar measure)
+        if n_axis < n_rest:
+            q = q.T
+        rest = tuple(d for i, d in enumerate(shape) if i != axis)
+        q = jnp.moveaxis(jnp.reshape(q, (n_axis, *rest)), 0, axis)
+        return jnp.asarray(self.scale, dtype) * q
 
 
 def _is_scalar(x: typing.Any) -> bool:
