@@ -121,6 +121,12 @@ def check_value(value: Any, owner: str) -> Any:
                 f"{owner}: a State's value must be a pytree of arrays or numbers, got a leaf "
                 f"of type {type(leaf).__name__}: {leaf!r}"
             )
+        if isinstance(leaf, np.ndarray | np.generic) and leaf.dtype.kind in "OUS":
+            # JAX cannot hold objects or strings; refused here, not in the next transform.
+            raise TypeError(
+                f"{owner}: a State's value must be arrays JAX can hold, got a numpy array of "
+                f"dtype {leaf.dtype} ({leaf.dtype.kind!r}: object or string)"
+            )
     return value
 
 

@@ -1,10 +1,7 @@
 """brainstate parity, round three (issue 19): the items that need the core files changed.
 
 Each test states what brainstate 0.5.4 does (run in a venv with brainstate 0.5.4 and jax
-0.10.2) and asserts the behaviour the issue asks of the facade. They are ``xfail(strict=True)``
-until the core modules they depend on (``_autodiff.py``, ``_jit.py``, ``_grad_states.py``,
-``_state.py``) change: a strict xfail that starts passing fails the suite, so whoever fixes one
-removes its mark.
+0.10.2) and asserts the behaviour the issue asks of the facade.
 """
 
 from __future__ import annotations
@@ -25,11 +22,6 @@ def _dot(x, y):
     return jnp.sum(x * y)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="facade/_autodiff.py::vjp checks argnums with allow_negative=False (issue 19)",
-    raises=ValueError,  # the ArgnumsError of today; any other failure is a real one
-)
 def test_vjp_counts_negative_argnums_from_the_end():
     """brainstate 0.5.4's ``vjp(f, x, y, argnums=(0, -1))`` returns ``(out, vjp_fn)`` with
     ``vjp_fn(1.0) == (y, x)``; ``argnums=-1`` gives the one cotangent ``x``; with
@@ -59,11 +51,6 @@ def test_the_other_transforms_still_refuse_negative_argnums():
         T.grad(_dot, argnums=(0, -1))(X, Y)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="facade/_jit.py JittedFunction._check_static_range counts positional arguments only",
-    raises=ValueError,
-)
 def test_jit_static_argnums_passed_by_keyword_is_static():
     """``jax.jit(f, static_argnums=1)(x, times=4)`` runs with ``times`` static (a Python int
     in the trace). brainstate 0.5.4's jit refuses the call: "ValueError: static_argnums contains
@@ -83,11 +70,6 @@ def test_jit_static_argnums_passed_by_keyword_is_static():
     assert float(jitted(jnp.zeros(()), times=4)) == 4.0 and seen == [4, 2]  # cached
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="facade/_grad_states.py::flatten_grad_states raises on a repeated State",
-    raises=ValueError,
-)
 def test_the_same_state_twice_in_grad_states_gets_its_gradient_under_both_keys():
     """brainstate 0.5.4: ``grad(loss, grad_states={"x": w, "y": w})()`` returns
     ``{'x': 2w, 'y': 2w}`` for ``loss = sum(w**2)`` (each key the whole gradient, not half),
@@ -106,11 +88,6 @@ def test_the_same_state_twice_in_grad_states_gets_its_gradient_under_both_keys()
     np.testing.assert_array_equal(as_list[1], 2 * w.value)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="facade/_state.py::check_value accepts any numpy array, object dtype included",
-    raises=pytest.fail.Exception,  # "DID NOT RAISE"
-)
 def test_a_state_refuses_an_object_array_where_it_is_assigned():
     """brainstate 0.5.4 accepts ``State(...).value = np.array([object(), 1], dtype=object)`` (and
     such a State at construction), and fails only later, inside the next transform that reads

@@ -22,7 +22,7 @@ from functional import engine
 from .._core.bridge import Discovery, Pure
 from .._core.sites import PLAIN_TYPES, Lowering, hint
 from .._state import ARRAY_TYPES, State, active_frames, frame, peek
-from ._grad_states import flatten_grad_states, unread_error
+from ._grad_states import RepeatedStates, flatten_grad_states, unread_error
 
 # An int or a sequence of ints. Annotated loosely on purpose: ``engine.check_argnums`` checks it
 # and raises ArgnumsError (a TypeError and a ValueError: brainstate code expects ValueError).
@@ -770,7 +770,10 @@ def vjp(
     if not primals:
         argnums = None
     if argnums is not None:
-        check_facade_argnums(argnums)
+        # brainstate's vjp, unlike its other transforms, counts negative argnums from the end.
+        engine.check_argnums(argnums)
+        resolved = engine.resolve_argnums(argnums, len(primals))
+        argnums = resolved[0] if isinstance(argnums, int) else resolved
     if argnums is None and not states:
         raise ValueError(
             "vjp has nothing to differentiate: pass primals with argnums, or grad_states"
@@ -833,6 +836,8 @@ def _flatten_like(grad_states: Any, treedef: Any, state_tangents: Any) -> list[A
     A plain dict with the same keys as a grad_states mapping (e.g. a ``FlatDict``) is accepted.
     """
     try:
+        if isinstance(treedef, RepeatedStates):  # a State listed twice: its tangents add up
+            return treedef.sum_up_to(state_tangents)
         return treedef.flatten_up_to(state_tangents)  # type: ignore[no-any-return]
     except (ValueError, TypeError):
         if isinstance(grad_states, Mapping) and isinstance(state_tangents, Mapping):

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 import jax
+import jax.numpy as jnp
 
 from .._state import State
 
@@ -12,11 +13,11 @@ from .._state import State
 def flatten_grad_states(
     grad_states: Any, name: str = "grad_states"
 ) -> tuple[tuple[State, ...], Any]:
-    """Return the states of ``grad_states`` in order and the treedef to rebuild its structure.
+    """Return the distinct states of ``grad_states`` in order and the treedef to rebuild its
+    structure (a :class:`RepeatedStates` when a State is listed more than once).
 
     Raises:
         TypeError: an item that is not a State (``None`` included).
-        ValueError: the same State twice.
     """
     if grad_states is None:
         return (), None
@@ -35,12 +36,47 @@ def flatten_grad_states(
                     f"{type(leaf).__name__}: {leaf!r}"
                 )
     if len({id(s) for s in leaves}) != len(leaves):
-        seen: set[int] = set()
-        for s in leaves:
-            if id(s) in seen:
-                raise ValueError(f"{name} lists {s._describe()} more than once")
-            seen.add(id(s))
+        distinct = list(dict.fromkeys(leaves))
+        where = {s: j for j, s in enumerate(distinct)}
+        return tuple(distinct), RepeatedStates(treedef, [where[s] for s in leaves])
     return tuple(leaves), treedef
+
+
+class RepeatedStates:
+    """The structure of a ``grad_states`` that lists a State more than once.
+
+    It stands in for the treedef: the transform differentiates one leaf per listed position
+    (so each key gets the whole gradient, as brainstate does), and the function sees one value
+    per State: the first listed leaf, plus each repeat's difference from its own value (zero,
+    but its derivative is carried).
+    """
+
+    def __init__(self, treedef: Any, index: list[int]):
+        self.treedef, self.index = treedef, index
+        self.num_leaves = max(index) + 1  # distinct States
+
+    def unflatten(self, values: Any) -> Any:
+        """The tree of the listed positions, from one value per distinct State."""
+        return self.treedef.unflatten([values[j] for j in self.index])
+
+    def flatten_up_to(self, tree: Any) -> list[Any]:
+        """One value per distinct State from a tree of the listed positions."""
+        merged: list[Any] = [None] * self.num_leaves
+        for leaf, j in zip(self.treedef.flatten_up_to(tree), self.index, strict=True):
+            merged[j] = (
+                leaf if merged[j] is None else merged[j] + (leaf - jax.lax.stop_gradient(leaf))
+            )
+        return merged
+
+    def sum_up_to(self, tree: Any) -> list[Any]:
+        """One tangent per distinct State: the tangents of its listed positions, summed."""
+        total: list[Any] = [None] * self.num_leaves
+        for leaf, j in zip(self.treedef.flatten_up_to(tree), self.index, strict=True):
+            total[j] = leaf if total[j] is None else jax.tree.map(jnp.add, total[j], leaf)
+        return total
+
+    def __repr__(self) -> str:
+        return repr(self.treedef)
 
 
 def unread_error(state: State, fn: Any) -> ValueError:

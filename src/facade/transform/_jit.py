@@ -98,25 +98,28 @@ class JittedFunction:
         )
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
-        self._check_static_range(args)
+        self._check_static_range(args, kwargs)
         return self._lowering(self.fn, args, kwargs)
 
-    def _check_static_range(self, args: tuple[Any, ...]) -> None:
+    def _check_static_range(self, args: tuple[Any, ...], kwargs: dict[str, Any]) -> None:
         for i in self.static_argnums:
-            if not -len(args) <= i < len(args) and self._required_static(i):
+            if not -len(args) <= i < len(args) and self._required_static(i, kwargs):
                 raise ValueError(
                     f"static_argnums={self.static_argnums} is out of range: the function was "
                     f"called with {len(args)} positional argument(s)"
                 )
 
-    def _required_static(self, i: int) -> bool:
-        """Whether position ``i`` had to be passed (not a defaulted or keyword one)."""
+    def _required_static(self, i: int, kwargs: dict[str, Any]) -> bool:
+        """Whether position ``i`` had to be passed positionally: not one with a default, nor
+        one passed by keyword (static by its name then, as in ``jax.jit``)."""
         try:
             params = list(inspect.signature(self.fn).parameters.values())
         except (TypeError, ValueError):
             return True
         if 0 <= i < len(params):
             p = params[i]
+            if p.name in kwargs and p.kind is p.POSITIONAL_OR_KEYWORD:
+                return False
             return p.default is inspect.Parameter.empty and p.kind is not p.KEYWORD_ONLY
         return True
 
