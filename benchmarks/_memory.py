@@ -20,7 +20,7 @@ import jax.numpy as jnp
 from _timing import rss_kib
 
 import facade
-from facade._core import keys as _sites
+from facade._core import lowering
 
 MEMORY_N = 10
 
@@ -40,9 +40,8 @@ def cache_entries(obj: Any) -> int:
 
 
 def site_entries() -> int:
-    """Call sites in the facade's module-level cache, plus the signatures their lowerings hold."""
-    lowerings = list(_sites.SITES._entries.values())
-    return len(lowerings) + sum(len(getattr(lw, "cache", ())) for lw in lowerings)
+    """Executables in the facade's shared cache (one per distinct traced program)."""
+    return lowering.count()
 
 
 def track(
@@ -114,7 +113,6 @@ def transform_calls(calls: tuple[int, int]) -> list[dict[str, Any]]:
     out = []
     for name, fn in cases.items():
         gc.collect()
-        _sites.SITES._sweep()  # sites of dead objects (earlier cases) are not this one's
         before = site_entries()
         out.append(track(name, fn, calls, lambda before=before: site_entries() - before))
     return out

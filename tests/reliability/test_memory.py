@@ -124,10 +124,11 @@ def test_no_tracer_outlives_a_dropped_model(kind: str) -> None:
     assert _count_tracers() == before
 
 
-def test_one_shot_transforms_find_their_site_again() -> None:
-    """vjp/jvp with a new lambda per call over the same objects reuse one lowering each, and
-    memory stays flat (it grew by ~1.8 MB per call when each lambda was a new cache entry)."""
-    from facade._core.keys import SITES
+def test_one_shot_transforms_reuse_their_executables() -> None:
+    """vjp/jvp with a new lambda per call over the same objects trace every call but reuse one
+    executable each, and memory stays flat (it grew by ~1.8 MB per call when each lambda was a
+    new cache entry)."""
+    from facade._core import lowering
 
     w = facade.ParamState(jnp.array([1.0, 2.0]), name="w")
     x = jnp.ones(2)
@@ -137,7 +138,7 @@ def test_one_shot_transforms_find_their_site_again() -> None:
         T.jvp(lambda v: w.value * v, (x,), (x,))
 
     calls()
-    sites = len(SITES)
+    built = lowering.BUILT[0]
     gc.collect()
     tracemalloc.start()
     try:
@@ -151,7 +152,7 @@ def test_one_shot_transforms_find_their_site_again() -> None:
         growth = tracemalloc.get_traced_memory()[0] - start
     finally:
         tracemalloc.stop()
-    assert len(SITES) == sites
+    assert lowering.BUILT[0] == built
     # Without pytest's jaxtyping import hook the growth is ~3 KB in all; the hook's run-time type
     # checks keep 1-2 KB a call in their own caches, more on a loaded machine. The bug this guards
     # against kept ~1.8 MB a call: 20 KB a call is 90 times below it.
