@@ -341,7 +341,7 @@ def compiled_programs(quick: bool) -> list[dict[str, Any]]:
 
     add("train step MLP (SGD write-back)", jax.jit(raw_step), (params, x, y), train_step, (x, y))
 
-    n = 100 if quick else 1000
+    n = 10 if quick else 1000
     chain, cx = C.chain_data(n)
     _, jitted, _ = C.facade_grad(C.chain_pure, chain)
     add(f"jit(grad) {n} states", jax.jit(jax.grad(C.chain_pure)), (chain, cx), jitted, (cx,))

@@ -403,8 +403,8 @@ def main(argv: list[str] | None = None) -> int:
     flat_calls = (50, 500) if quick else (1000, 100_000)
     ckpt_steps, ckpt_width = (256, 64) if quick else (10_000, 64)
     ckpt_forms = ("accumulated",) if quick else ("stacked", "accumulated")
-    # About 100 MiB of weights (5120 x 5120 float32) over 1,000 steps; --quick: 4 MiB, 100.
-    training_steps, training_side = ((10, 100), 1024) if quick else ((100, 1000), 5120)
+    # About 100 MiB of weights (5120 x 5120 float32) over 1,000 steps; --quick: 1 MiB, 100.
+    training_steps, training_side = ((10, 100), 512) if quick else ((100, 1000), 5120)
 
     libraries = {} if args.no_others else O.available()
     info = machine()
