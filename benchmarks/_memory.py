@@ -1,5 +1,6 @@
 """Memory: RSS, live objects and cache sizes over many eager calls; the compiled memory of
-checkpointed loops against plain ones.
+checkpointed loops against plain ones; the compiled memory of the facade's programs against
+raw JAX's; RSS over many training steps of a large model.
 
 A flat run holds no more Python objects and no more cache entries at the end than after the
 first ``calls[0]`` calls, and its RSS does not keep rising (a one-off allocator step is not a
@@ -8,6 +9,7 @@ leak; a leak grows in both halves of the run).
 
 from __future__ import annotations
 
+import functools
 import gc
 import time
 from collections.abc import Callable
@@ -17,6 +19,7 @@ import _cases as C
 import _loop_cases as L
 import jax
 import jax.numpy as jnp
+import numpy as np
 from _timing import rss_kib
 
 import facade
@@ -260,3 +263,210 @@ def checkpointed_table(rows: list[dict[str, Any]], steps: int, width: int) -> st
             f"{r['compile_s']:>9.2f}s{r['call_s'] * 1e3:>8.1f}ms{r['rel_diff']:>11.1e}"
         )
     return "\n".join(lines)
+
+
+# --- compiled programs: the facade's memory against raw JAX's ----------------------------------
+
+
+def _stats(fn: Any, *args: Any) -> dict[str, int]:
+    """Argument, output and temporary bytes of ``fn``'s compiled program (generated code is
+    always 0 bytes on CPU, so it is not reported)."""
+    m = fn.lower(*args).compile().memory_analysis()
+    return {
+        "argument": m.argument_size_in_bytes,
+        "output": m.output_size_in_bytes,
+        "temp": m.temp_size_in_bytes,
+    }
+
+
+def _nested_checkpointed_scan(step: Any, carry: Any, xs: Any, depth: int, size: int) -> Any:
+    """Raw JAX: ``lax.scan(step, carry, xs)`` as ``depth`` nested scans of ``size`` steps, each
+    inner level under ``jax.checkpoint``: the nesting ``checkpointed_for_loop`` builds."""
+    assert size**depth == xs.shape[0], "a length with padding is not modelled here"
+    grid = xs.reshape((size,) * depth + xs.shape[1:])
+
+    def level(k: int) -> Any:
+        if k == depth - 1:
+            return functools.partial(jax.lax.scan, step)
+        return functools.partial(jax.lax.scan, jax.checkpoint(level(k + 1), prevent_cse=False))
+
+    carry, ys = level(0)(carry, grid)
+    return carry, ys.reshape((xs.shape[0], *ys.shape[depth:]))
+
+
+def compiled_programs(quick: bool) -> list[dict[str, Any]]:
+    """For each case, the compiled memory of raw JAX's program and of the facade's."""
+    from facade._loops import _levels  # the facade's own nesting rule, for the raw baseline
+
+    T = facade.transform
+    rows: list[dict[str, Any]] = []
+
+    def add(
+        case: str, raw: Any, raw_args: tuple, ours: Any, our_args: tuple, same: Any = None
+    ) -> None:
+        """``same``: a raw-JAX program that also returns what the facade writes back and the
+        plain one drops (BPTT's final hidden state); the ratio is then taken against it."""
+        row = {"case": case, "raw": _stats(raw, *raw_args), "facade": _stats(ours, *our_args)}
+        if same is not None:
+            row["raw_same"] = _stats(same, *raw_args)
+        rows.append(row)
+
+    # grad of the MLP and of N states, under transform.jit (C.facade_grad's jitted column).
+    params, x, y = C.mlp_data()
+    _, jitted, _ = C.facade_grad(C.mlp_pure, params)
+    add(
+        f"jit(grad) MLP {C.MLP_DEPTH}x{C.MLP_WIDTH}",
+        jax.jit(jax.grad(C.mlp_pure)),
+        (params, x, y),
+        jitted,
+        (x, y),
+    )
+    # The training step: grad, then SGD written back into the States.
+    states = {k: facade.ParamState(v, name=k) for k, v in params.items()}
+
+    def loss(x: Any, y: Any) -> Any:
+        return C.mlp_pure({k: s.value for k, s in states.items()}, x, y)
+
+    grad = T.grad(loss, grad_states=states)
+
+    @T.jit
+    def train_step(x: Any, y: Any) -> None:
+        for k, g in grad(x, y).items():
+            states[k].value = states[k].value - 0.01 * g
+
+    def raw_step(p: Any, x: Any, y: Any) -> Any:
+        return jax.tree.map(lambda a, g: a - 0.01 * g, p, jax.grad(C.mlp_pure)(p, x, y))
+
+    add("train step MLP (SGD write-back)", jax.jit(raw_step), (params, x, y), train_step, (x, y))
+
+    n = 10 if quick else 1000
+    chain, cx = C.chain_data(n)
+    _, jitted, _ = C.facade_grad(C.chain_pure, chain)
+    add(f"jit(grad) {n} states", jax.jit(jax.grad(C.chain_pure)), (chain, cx), jitted, (cx,))
+
+    width, steps = L.BPTT_SIZES[0] if quick else L.BPTT_SIZES[1]
+    rnn, xs = L.rnn_data(width, steps)
+    h0 = jnp.zeros(width, jnp.float32)
+
+    def bptt_and_h(p: Any, xs: Any) -> Any:
+        ys, h = L.rnn_scan(p, h0, xs)
+        return jnp.mean(ys**2), h
+
+    model = L.RNN(facade, rnn, (width,))
+    bptt = T.jit(T.grad(L.bptt_loss(facade, model), grad_states=model.params))
+    raw, same = jax.jit(jax.grad(L.bptt_pure)), jax.jit(jax.grad(bptt_and_h, has_aux=True))
+    add(f"BPTT w{width} T={steps}", raw, (rnn, xs), bptt, (xs,), same)
+
+    depth, size = _levels(steps, 16)
+
+    def checkpointed_and_h(p: Any, xs: Any) -> Any:
+        def step(h: Any, x: Any) -> tuple[Any, Any]:
+            h = L.rnn_cell(p, h, x)
+            return h, h
+
+        h, ys = _nested_checkpointed_scan(step, h0, xs, depth, size)
+        return jnp.mean(ys**2), h
+
+    model = L.RNN(facade, rnn, (width,))
+    ckpt = T.jit(
+        T.grad(L.bptt_loss(facade, model, "checkpointed_for_loop"), grad_states=model.params)
+    )
+    raw = jax.jit(jax.grad(lambda p, xs: checkpointed_and_h(p, xs)[0]))
+    same = jax.jit(jax.grad(checkpointed_and_h, has_aux=True))
+    add(f"checkpointed_for_loop T={steps} ({depth}x{size})", raw, (rnn, xs), ckpt, (xs,), same)
+
+    if L.has_vmap():
+        pex, pxs, pys = L.pex_data()
+        pstates = {k: facade.ParamState(v) for k, v in pex.items()}
+
+        def pex_loss(x: Any, y: Any) -> Any:
+            return L.pex_pure({k: s.value for k, s in pstates.items()}, x, y)
+
+        ours = T.jit(T.vmap(T.grad(pex_loss, grad_states=pstates), in_axes=(0, 0)))
+        raw = jax.jit(jax.vmap(jax.grad(L.pex_pure), in_axes=(None, 0, 0)))
+        add(f"per-example grads b{L.PEX_BATCH}", raw, (pex, pxs, pys), ours, (pxs, pys))
+    return rows
+
+
+def compiled_table(rows: list[dict[str, Any]]) -> str:
+    lines = [
+        "compiled memory against raw JAX (bytes, memory_analysis() of each compiled program; "
+        "'raw JAX + h': raw JAX also returning the final hidden state, which the facade writes "
+        "back into its HiddenState; ratio: facade / the last raw JAX row, target 1.00)",
+        f"{'case':<38}{'':>12}{'arguments':>12}{'outputs':>10}{'temp':>10}",
+    ]
+    names = {"raw": "raw JAX", "raw_same": "raw JAX + h", "facade": "facade"}
+    for r in rows:
+        for who in ("raw", "raw_same", "facade"):
+            if who not in r:
+                continue
+            s = r[who]
+            label = r["case"] if who == "raw" else ""
+            lines.append(
+                f"{label:<38}{names[who]:>12}{s['argument']:>12}{s['output']:>10}{s['temp']:>10}"
+            )
+        ratio = [compiled_ratio(r, k) for k in ("argument", "output", "temp")]
+        cells = "".join(f"{v:>{w}.2f}" for v, w in zip(ratio, (12, 10, 10), strict=True))
+        lines.append(f"{'':<38}{'ratio':>12}{cells}")
+    return "\n".join(lines)
+
+
+def compiled_ratio(row: dict[str, Any], kind: str) -> float:
+    """facade / raw JAX (the raw program with the same outputs, when there is one)."""
+    raw, ours = row.get("raw_same", row["raw"])[kind], row["facade"][kind]
+    return 1.0 if raw == ours else ours / max(raw, 1)
+
+
+# --- RSS over many training steps of a large model: no hidden copy on write-back -------------
+
+
+def training_rss(steps: tuple[int, int], side: int) -> list[dict[str, Any]]:
+    """``steps[1]`` ``transform.jit`` SGD steps of a ``side x side`` float32 weight (side 5120:
+    100 MiB), against raw JAX's ``jax.jit`` step; RSS as :func:`track` measures it, and the
+    bytes of the live JAX arrays the run made that are still held at its end: the weight
+    alone, unless a write-back kept a copy (another weight's worth)."""
+    rng = np.random.default_rng(5)
+    w0 = jnp.asarray(rng.standard_normal((side, side), np.float32) / np.sqrt(side))
+    x = jnp.asarray(rng.standard_normal((16, side), np.float32))
+    y = jnp.asarray(rng.standard_normal((16, side), np.float32))
+
+    def pure(w: Any, x: Any, y: Any) -> Any:
+        return jnp.mean((jnp.tanh(x @ w) - y) ** 2)
+
+    raw_step = jax.jit(lambda w, x, y: w - 0.01 * jax.grad(pure)(w, x, y))
+
+    def raw_call() -> tuple[Callable[[], Any], None]:
+        held = [w0 + 0]  # a copy: the run's own weight
+
+        def call() -> Any:
+            held[0] = raw_step(held[0], x, y)
+            return held[0]
+
+        return call, None
+
+    def facade_call() -> tuple[Callable[[], Any], Callable[[], int]]:
+        w = facade.ParamState(w0 + 0, name="w")
+        grad = facade.transform.grad(lambda x, y: pure(w.value, x, y), grad_states=w)
+
+        @facade.transform.jit
+        def step(x: Any, y: Any) -> None:
+            w.value = w.value - 0.01 * grad(x, y)
+
+        def call() -> Any:
+            step(x, y)
+            return w.value
+
+        return call, lambda: cache_entries(step)
+
+    out = []
+    for column, make in ((C.RAW, raw_call), (C.FJIT, facade_call)):
+        gc.collect()
+        before = sum(a.nbytes for a in jax.live_arrays())
+        call, cache = make()
+        snap = track(column, call, steps, cache)
+        gc.collect()
+        snap["live_mib"] = (sum(a.nbytes for a in jax.live_arrays()) - before) / 2**20
+        snap["model_mib"] = side * side * 4 / 2**20
+        out.append(snap)
+        del call, cache
+    return out

@@ -9,7 +9,8 @@ Columns: raw JAX (``jax.jit`` of the explicit program, parameters passed explici
 ``functional`` under ``jax.jit``, the facade called eagerly, the facade under
 ``facade.transform.jit``, the facade transform constructed anew on every call, and, when
 installed, equinox / brainstate / flax.nnx. Then memory: RSS and caches over many eager calls,
-and the compiled memory of checkpointed loops. See docs/performance.md.
+the compiled memory of checkpointed loops, the compiled memory of the facade's programs against
+raw JAX's, and RSS over 1,000 training steps of a 100 MiB model. See docs/performance.md.
 """
 
 from __future__ import annotations
@@ -51,6 +52,8 @@ ALL_CASES = (
     "memory",
     "checkpointed",
     "flat",
+    "compiled",
+    "training",
 )
 
 # Targets: per-call and first-call ratios to raw JAX; checkpointed loops' compiled temp memory,
@@ -113,6 +116,8 @@ class Report:
         self.flat: list[dict[str, Any]] = []  # eager calls of each transform
         self.checkpointed: list[dict[str, Any]] = []
         self.anew_info: dict[str, str] = {}  # per anew row: time per call beyond the held one
+        self.compiled: list[dict[str, Any]] = []  # compiled memory, facade against raw JAX
+        self.training: list[dict[str, Any]] = []  # RSS over training steps of a large model
 
     def add(self, row: str, stats: dict[str, Stats], refs: dict[str, Stats] | None = None) -> None:
         """Add a row; ``refs[col]``: the raw-JAX timing ``col`` was interleaved with (default:
@@ -249,7 +254,12 @@ def run_row(
     )
 
 
-def targets(report: Report, calls: tuple[int, int], flat_calls: tuple[int, int]) -> str:
+def targets(
+    report: Report,
+    calls: tuple[int, int],
+    flat_calls: tuple[int, int],
+    training_steps: tuple[int, int],
+) -> str:
     """The targets, each printed as met or missed with every number it is judged on."""
     lines = ["targets (ratios to raw JAX unless said otherwise):"]
 
@@ -307,9 +317,28 @@ def targets(report: Report, calls: tuple[int, int], flat_calls: tuple[int, int])
             f"  [{'met ' if equal else 'MISS'}] checkpointed gradients equal the plain loops' "
             f"and raw JAX's: largest relative difference {worst:.1e} (bound {GRAD_EQUAL:.0e})"
         )
+    if report.compiled:
+        parts, equal = [], True
+        for r in report.compiled:
+            ratios = [M.compiled_ratio(r, k) for k in ("argument", "output", "temp")]
+            equal = equal and all(v == 1.0 for v in ratios)
+            parts.append(f"{r['case']} " + "/".join(f"{v:.2f}" for v in ratios))
+        lines.append(
+            f"  [{'met ' if equal else 'MISS'}] compiled memory equal to raw JAX's (arguments/"
+            "outputs/temp, facade / raw): " + "; ".join(parts)
+        )
+    for m in report.training:
+        if m["column"] == C.RAW:
+            continue
+        live_ok = abs(m["live_mib"] - m["model_mib"]) < 1.0
+        lines.append(
+            f"  [{'met ' if live_ok else 'MISS'}] no hidden copy on write-back: live arrays "
+            f"after the training steps {m['live_mib']:.1f} MiB, the model {m['model_mib']:.1f} MiB"
+        )
     for snapshots, span, what in (
         (report.memory, calls, "grad"),
         (report.flat, flat_calls, "eager"),
+        (report.training, training_steps, "training"),
     ):
         for m in snapshots:
             if m["cache@" + str(span[0])] is None:
@@ -381,6 +410,8 @@ def main(argv: list[str] | None = None) -> int:
     flat_calls = (50, 500) if quick else (1000, 100_000)
     ckpt_steps, ckpt_width = (256, 64) if quick else (10_000, 64)
     ckpt_forms = ("accumulated",) if quick else ("stacked", "accumulated")
+    # About 100 MiB of weights (5120 x 5120 float32) over 1,000 steps; --quick: 1 MiB, 100.
+    training_steps, training_side = ((10, 100), 512) if quick else ((100, 1000), 5120)
 
     libraries = {} if args.no_others else O.available()
     info = machine()
@@ -504,6 +535,15 @@ def main(argv: list[str] | None = None) -> int:
         report.flat = M.transform_calls(flat_calls)
         print(f"  memory, eager transforms: done in {time.perf_counter() - t0:.1f}s", flush=True)
 
+    if "compiled" in cases:
+        t0 = time.perf_counter()
+        report.compiled = M.compiled_programs(quick)
+        print(f"  memory, compiled programs: done in {time.perf_counter() - t0:.1f}s", flush=True)
+    if "training" in cases:
+        t0 = time.perf_counter()
+        report.training = M.training_rss(training_steps, training_side)
+        print(f"  memory, training steps: done in {time.perf_counter() - t0:.1f}s", flush=True)
+
     sections = [report.tables()]
     if report.memory:
         title = (
@@ -521,7 +561,19 @@ def main(argv: list[str] | None = None) -> int:
         sections.append(M.calls_table(title, report.flat, flat_calls))
     if report.checkpointed:
         sections.append(M.checkpointed_table(report.checkpointed, ckpt_steps, ckpt_width))
-    sections.append(targets(report, calls, flat_calls))
+    if report.compiled:
+        sections.append(M.compiled_table(report.compiled))
+    if report.training:
+        mib = report.training[0]["model_mib"]
+        title = (
+            f"memory: {training_steps[1]} transform.jit training steps (grad + SGD written "
+            f"back) of a {mib:.0f} MiB weight, against raw JAX's jax.jit step (as above; "
+            "'live': MiB of JAX arrays the run still holds at its end)"
+        )
+        table = M.calls_table(title, report.training, training_steps)
+        live = "\n".join(f"  live {m['column']}: {m['live_mib']:.1f} MiB" for m in report.training)
+        sections.append(table + "\n" + live)
+    sections.append(targets(report, calls, flat_calls, training_steps))
     if report.notes:
         sections.append("notes:\n" + "\n".join("  - " + note for note in report.notes))
     total = time.perf_counter() - started
@@ -554,6 +606,8 @@ def main(argv: list[str] | None = None) -> int:
             "memory": report.memory,
             "memory_transforms": report.flat,
             "checkpointed": report.checkpointed,
+            "compiled": report.compiled,
+            "training": report.training,
             "notes": report.notes,
             "total_s": total,
         }

@@ -1,6 +1,6 @@
 """Train a small MLP data-parallel on 8 simulated CPU devices, with the facade and functional.
 
-    python examples/data_parallel.py [--quick] [--devices N] [--model-parallel M]
+    python examples/data_parallel.py [--quick] [--devices N] [--model-parallel M] [--processes P]
 
 JAX's sharding is the distributed engine, so neither layer needs special code: put the batch
 on a device mesh split along ``"data"``, put the parameters on the same mesh (replicated, or
@@ -19,13 +19,22 @@ Three runs from the same initial weights and data, checked against each other:
 
 Simulated devices come from ``XLA_FLAGS=--xla_force_host_platform_device_count=8``, which this
 script sets before importing JAX (an existing setting wins).
+
+With ``--processes P`` the script starts P copies of itself on this machine, each with
+``N / P`` of the devices, joined by ``jax.distributed.initialize`` over 127.0.0.1: one global
+mesh spanning processes, as on a cluster of P hosts. Each process loads only its own rows of
+the batch (``jax.make_array_from_process_local_data``); the training code is unchanged.
+Process 0 prints; a process that fails or hangs ends the others.
 """
 
 from __future__ import annotations
 
 import argparse
 import os
+import socket
+import subprocess
 import sys
+import time
 
 
 def _simulate_devices(n: int) -> None:
@@ -47,15 +56,89 @@ def _parse_args() -> argparse.Namespace:
         default=1,
         help="also split the hidden layer over this many devices (a 2-D mesh)",
     )
+    parser.add_argument(
+        "--processes",
+        type=int,
+        default=1,
+        help="run as this many processes joined by jax.distributed (the devices split evenly)",
+    )
+    # Set by the launcher for the processes it starts.
+    parser.add_argument("--process-id", type=int, default=None, help=argparse.SUPPRESS)
+    parser.add_argument("--coordinator", default=None, help=argparse.SUPPRESS)
     return parser.parse_args()
 
 
+def _launch(args: argparse.Namespace, timeout: float = 600.0) -> int:
+    """Start ``args.processes`` copies of this script on 127.0.0.1 and wait for all of them.
+
+    If one fails, or they are not done within ``timeout`` seconds, the others are killed: a
+    process whose partner is gone would wait forever in its next collective.
+    """
+    n = args.processes
+    if args.devices % n:
+        raise SystemExit(f"--processes {n} does not divide --devices {args.devices}")
+    with socket.socket() as s:  # a free port for the coordinator (process 0)
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    flags = os.environ.get("XLA_FLAGS", "").split()
+    flags = [f for f in flags if "xla_force_host_platform_device_count" not in f]
+    flags.append(f"--xla_force_host_platform_device_count={args.devices // n}")
+    env = dict(os.environ, XLA_FLAGS=" ".join(flags), JAX_PLATFORMS="cpu")
+    options = [f"--devices={args.devices}", f"--model-parallel={args.model_parallel}"]
+    options += ["--quick"] if args.quick else []
+    procs = [
+        subprocess.Popen(
+            [
+                sys.executable,
+                os.path.abspath(__file__),
+                *options,
+                f"--processes={n}",
+                f"--process-id={i}",
+                f"--coordinator=127.0.0.1:{port}",
+            ],
+            env=env,
+            # Process 0 prints to this terminal; the others only on failure.
+            stdout=None if i == 0 else subprocess.PIPE,
+            stderr=None if i == 0 else subprocess.STDOUT,
+        )
+        for i in range(n)
+    ]
+    deadline = time.monotonic() + timeout
+    try:
+        while any(p.poll() is None for p in procs):
+            if any(p.returncode for p in procs) or time.monotonic() > deadline:
+                break
+            time.sleep(0.1)
+    finally:
+        for p in procs:
+            if p.poll() is None:
+                p.kill()
+            p.wait()
+    codes = [p.returncode for p in procs]
+    if any(codes):
+        for i, p in enumerate(procs[1:], 1):
+            if p.returncode and p.stdout is not None:
+                sys.stdout.write(f"--- process {i}:\n{p.stdout.read().decode()[-3000:]}")
+        print(f"the processes exited with {codes}", file=sys.stderr)
+        return 1
+    return 0
+
+
 ARGS = _parse_args() if __name__ == "__main__" else None
-_simulate_devices(ARGS.devices if ARGS else 8)
+if ARGS is not None and ARGS.processes > 1 and ARGS.process_id is None:
+    sys.exit(_launch(ARGS))  # the launcher itself never starts JAX
+_simulate_devices(ARGS.devices // ARGS.processes if ARGS else 8)
 
 import jax  # noqa: E402
+
+if ARGS is not None and ARGS.coordinator is not None:
+    # One of several processes: join the others before anything starts JAX's backend, which
+    # importing facade does (docs/distributed.md).
+    jax.distributed.initialize(ARGS.coordinator, ARGS.processes, ARGS.process_id)
+
 import jax.numpy as jnp  # noqa: E402
 import numpy as np  # noqa: E402
+from jax.experimental import multihost_utils  # noqa: E402
 from jax.sharding import Mesh, NamedSharding  # noqa: E402
 from jax.sharding import PartitionSpec as P  # noqa: E402
 
@@ -154,15 +237,29 @@ def train_functional(params: dict[str, jax.Array], x: jax.Array, y: jax.Array, s
     return params, losses
 
 
+def on_host(x: jax.Array) -> np.ndarray:
+    """The whole value on this host: gathered from the other processes if some of its shards
+    live only there (every process must call this alike: it is a collective)."""
+    if x.is_fully_addressable or x.is_fully_replicated:
+        return np.asarray(x)
+    return np.asarray(multihost_utils.process_allgather(x, tiled=True))
+
+
 def main(args: argparse.Namespace) -> None:
-    devices = jax.devices()
+    # Only process 0 prints (every process runs the same code, collectives included).
+    say = print if jax.process_index() == 0 else (lambda *a, **k: None)
+    # The global devices, process by process: rows of the mesh then never straddle two
+    # processes, so each process's rows of the batch are its own ("data" spans processes).
+    devices = sorted(jax.devices(), key=lambda d: (d.process_index, d.id))
     model_par = args.model_parallel
-    if len(devices) % model_par:
-        raise SystemExit(f"--model-parallel {model_par} does not divide {len(devices)} devices")
+    if jax.local_device_count() % model_par:
+        raise SystemExit(
+            f"--model-parallel {model_par} does not divide {jax.local_device_count()} devices"
+        )
     # Auto axes: XLA propagates the shardings through the computation (jax.make_mesh would make
     # them Explicit, where every ambiguous contraction needs an out_sharding).
     mesh = Mesh(np.array(devices).reshape(len(devices) // model_par, model_par), ("data", "model"))
-    print(f"{len(devices)} devices, mesh {dict(mesh.shape)}")
+    say(f"{jax.process_count()} process(es), {len(devices)} devices, mesh {dict(mesh.shape)}")
 
     steps = 40 if args.quick else 400
     batch = 64 * mesh.shape["data"]
@@ -170,24 +267,31 @@ def main(args: argparse.Namespace) -> None:
     init_np = init_params()
 
     # Lay the data and the parameters out on the mesh: that is all the "distribution" there is.
-    x = jax.device_put(x_np, NamedSharding(mesh, BATCH_SPEC))
-    y = jax.device_put(y_np, NamedSharding(mesh, BATCH_SPEC))
+    # Each process passes only its own rows of the batch (here cut from the whole batch, which
+    # every process can make; a real loader reads just these rows).
+    rows = batch // jax.process_count()
+    mine = slice(jax.process_index() * rows, (jax.process_index() + 1) * rows)
+    by_rows = NamedSharding(mesh, BATCH_SPEC)
+    x = jax.make_array_from_process_local_data(by_rows, x_np[mine])
+    y = jax.make_array_from_process_local_data(by_rows, y_np[mine])
+    # The parameters are the same numbers in every process (the same seed): each process puts
+    # its shards of them on its devices.
     sharded = {
         k: jax.device_put(v, NamedSharding(mesh, PARAM_SPECS[k])) for k, v in init_np.items()
     }
-    print(f"batch {x.shape}, each device holds {x.addressable_shards[0].data.shape}")
+    say(f"batch {x.shape}, each device holds {x.addressable_shards[0].data.shape}")
     w1 = sharded["w1"]
-    print(f"w1 {w1.shape}, each device holds {w1.addressable_shards[0].data.shape}")
+    say(f"w1 {w1.shape}, each device holds {w1.addressable_shards[0].data.shape}")
 
     facade_params, facade_losses = train_facade(sharded, x, y, steps)
     functional_params, functional_losses = train_functional(sharded, x, y, steps)
-    one = jax.devices()[0]
+    one = jax.local_devices()[0]  # the reference: the whole batch on one device of this process
     single_params, single_losses = train_functional(
         jax.device_put(init_np, one), jax.device_put(x_np, one), jax.device_put(y_np, one), steps
     )
 
     for i in sorted({0, steps // 4, steps // 2, steps - 1}):
-        print(
+        say(
             f"step {i:4d}  facade {facade_losses[i]:.6f}  functional {functional_losses[i]:.6f}"
             f"  one device {single_losses[i]:.6f}"
         )
@@ -195,14 +299,14 @@ def main(args: argparse.Namespace) -> None:
     np.testing.assert_allclose(functional_losses, single_losses, rtol=1e-4, atol=1e-6)
     for k, spec in PARAM_SPECS.items():
         for trained in (facade_params[k], functional_params[k]):
-            np.testing.assert_allclose(trained, single_params[k], rtol=1e-3, atol=1e-5)
+            np.testing.assert_allclose(on_host(trained), single_params[k], rtol=1e-3, atol=1e-5)
             # The trained parameters (the facade's States included) kept their layout.
             assert trained.sharding.is_equivalent_to(NamedSharding(mesh, spec), trained.ndim), (
                 k,
                 trained.sharding,
             )
     assert facade_losses[-1] < 0.5 * facade_losses[0], "the model did not learn"
-    print("data-parallel training matches one device; parameters kept their sharding")
+    say("data-parallel training matches one device; parameters kept their sharding")
 
 
 if __name__ == "__main__":

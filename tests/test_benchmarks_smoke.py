@@ -70,9 +70,25 @@ def test_benchmarks_quick_run_prints_every_row_and_target() -> None:
         assert cells["raw JAX"] == "1.00x", r
     assert "disagrees with raw JAX" not in out
     assert "memory of the compiled BPTT gradient" in out
+    # The facade's compiled programs against raw JAX's, and the training steps' memory.
+    compiled = _table(out, "compiled memory against raw JAX")
+    for case in ("jit(grad) MLP", "train step MLP", "states", "BPTT", "checkpointed_for_loop"):
+        assert any(case in line for line in compiled), case
+    assert "transform.jit training steps" in out
     for transform in ("for_loop", "scan", "cond", "while_loop", "checkpoint"):
         assert f"no growth, eager {transform}:" in out
     targets = _table(out, "targets")
-    for label in ("per call, facade eager", "first call, facade jit", "built anew", "checkpointed"):
+    for label in (
+        "per call, facade eager",
+        "first call, facade jit",
+        "called anew, anew: for_loop",
+        "checkpointed",
+        "compiled memory equal to raw JAX",
+        "no hidden copy on write-back",
+        "no growth, training facade jit",
+    ):
         assert any(label in line for line in targets), label
     assert not any("[n/a ]" in line for line in targets)
+    # A transform called anew traces every call but compiles its program once.
+    anew = [line for line in targets if "called anew" in line]
+    assert anew and all("executables compiled over the row's calls: 1" in line for line in anew)

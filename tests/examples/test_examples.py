@@ -1,7 +1,9 @@
 """Run every ``examples/*.py`` with ``--quick`` in a subprocess, as CI does.
 
-All examples are started at once (at most one per CPU) when the first test asks for its result,
-so the file takes about as long as the slowest examples rather than their sum. Each runs in a
+``VARIANTS`` adds runs with more options (``data_parallel.py --processes 2``: two processes
+joined by ``jax.distributed``). The selected runs are started at once (at most one per CPU) when
+the first test asks for its result, so the file takes about as long as the slowest examples
+rather than their sum. Each runs in a
 temporary working directory, where the demo writes its plot.
 
 An example whose top-level imports are not installed (matplotlib and tqdm come with the
@@ -23,6 +25,10 @@ import pytest
 ROOT = Path(__file__).resolve().parents[2]
 EXAMPLES = sorted((ROOT / "examples").glob("*.py"))
 TIMEOUT = 300  # seconds, per example; they take a few seconds each on an idle machine
+
+# Runs with more options than ``--quick``, each a test of its own: "<script> <options>".
+VARIANTS = {"data_parallel.py --processes 2": ["--processes", "2"]}
+RUNS = [p.name for p in EXAMPLES] + list(VARIANTS)
 
 # What each example must print (beyond exiting with status 0).
 EXPECTED = {
@@ -66,11 +72,11 @@ def _missing_imports(script: Path) -> list[str]:
     return sorted(n for n in names - siblings if importlib.util.find_spec(n) is None)
 
 
-def _run(script: Path, cwd: Path) -> subprocess.CompletedProcess[str]:
+def _run(script: Path, cwd: Path, options: list[str]) -> subprocess.CompletedProcess[str]:
     env = {**os.environ, "MPLBACKEND": "Agg", "PYTHONUNBUFFERED": "1"}
     env.pop("PYTEST_ADDOPTS", None)
     return subprocess.run(
-        [sys.executable, str(script), "--quick"],
+        [sys.executable, str(script), "--quick", *options],
         cwd=cwd,
         env=env,
         capture_output=True,
@@ -80,14 +86,23 @@ def _run(script: Path, cwd: Path) -> subprocess.CompletedProcess[str]:
 
 
 @pytest.fixture(scope="module")
-def runs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, tuple[Path, Future]]:
+def runs(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> dict[str, tuple[Path, Future]]:
     pool = ThreadPoolExecutor(max_workers=max(2, os.cpu_count() or 2))
     started = {}
-    for script in EXAMPLES:
+    # Only the runs whose tests were selected (``-k data_parallel`` starts two, not all).
+    selected = {
+        item.callspec.params["name"]
+        for item in request.session.items
+        if item.path == Path(__file__) and hasattr(item, "callspec")
+    }
+    for run in [r for r in RUNS if r in selected]:
+        script = ROOT / "examples" / run.split()[0]
         if _missing_imports(script):
             continue
         cwd = tmp_path_factory.mktemp(script.stem)
-        started[script.name] = (cwd, pool.submit(_run, script, cwd))
+        started[run] = (cwd, pool.submit(_run, script, cwd, VARIANTS.get(run, [])))
     yield started
     pool.shutdown(wait=True)
 
@@ -97,16 +112,16 @@ def test_every_example_is_expected() -> None:
     assert set(EXPECTED) <= names, f"missing examples: {set(EXPECTED) - names}"
 
 
-@pytest.mark.parametrize("name", [p.name for p in EXAMPLES])
+@pytest.mark.parametrize("name", RUNS)
 def test_example_runs_quickly(name: str, runs: dict[str, tuple[Path, Future]]) -> None:
-    missing = _missing_imports(ROOT / "examples" / name)
+    missing = _missing_imports(ROOT / "examples" / name.split()[0])
     if missing:
         pytest.skip(f"{name} needs {', '.join(missing)}: pip install -e '.[examples]'")
     cwd, future = runs[name]
     result = future.result()
     output = result.stdout + result.stderr
     assert result.returncode == 0, f"{name} failed:\n{output[-4000:]}"
-    for text in EXPECTED.get(name, []):
+    for text in EXPECTED.get(name.split()[0], []):
         assert text in result.stdout, f"{name} did not print {text!r}:\n{result.stdout[-2000:]}"
     if name == "demo.py":
         png = cwd / "stategrad_demo.png"

@@ -6,8 +6,9 @@ Under pytest-xdist the controller starts them instead (``tests/conftest.py``, be
 worker runs), writing their output to files in ``$STATEGRAD_WORKER_REPORTS``, which
 :func:`report` then reads in whichever pytest worker runs the test.
 The workers are: ``models`` (1,000 models created and dropped, see ``_models_worker.py``),
-``sharding`` (8 simulated CPU devices, see ``_sharding_worker.py``) and ``shard_map`` (the
-facade's stateful ``shard_map`` on 8 simulated CPU devices, see ``_shard_map_worker.py``).
+``sharding`` (8 simulated CPU devices, see ``_sharding_worker.py``), ``shard_map`` (the
+facade's stateful ``shard_map`` on 8 simulated CPU devices, see ``_shard_map_worker.py``) and
+``multiprocess`` (two processes joined by ``jax.distributed``, see ``_multiprocess_worker.py``).
 """
 
 from __future__ import annotations
@@ -36,12 +37,15 @@ WORKERS: dict[str, tuple[list[str], dict[str, str]]] = {
         [os.path.join(HERE, "_shard_map_worker.py")],
         {"XLA_FLAGS": "--xla_force_host_platform_device_count=8"},
     ),
+    # Starts two processes itself, each with 2 devices and the inherited XLA_FLAGS.
+    "multiprocess": ([os.path.join(HERE, "_multiprocess_worker.py"), "launch"], {}),
 }
 # Which test module needs which worker.
 NEEDED_BY = {
     "test_memory.py": "models",
     "test_sharding.py": "sharding",
     "test_shard_map.py": "shard_map",
+    "test_multiprocess.py": "multiprocess",
 }
 
 _procs: dict[str, subprocess.Popen[str]] = {}
