@@ -4,6 +4,7 @@ asserted here (tests never assert timings; see docs/performance.md for the numbe
 
 from __future__ import annotations
 
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -89,6 +90,10 @@ def test_benchmarks_quick_run_prints_every_row_and_target() -> None:
     ):
         assert any(label in line for line in targets), label
     assert not any("[n/a ]" in line for line in targets)
-    # A transform called anew traces every call but compiles its program once.
+    # A transform called anew traces every call but compiles its program once: at most one
+    # executable per facade column of the row (eager and jit hold different programs).
     anew = [line for line in targets if "called anew" in line]
-    assert anew and all("executables compiled over the row's calls: 1" in line for line in anew)
+    counts = [
+        int(re.search(r"executables compiled over the row's calls: (\d+)", x)[1]) for x in anew
+    ]
+    assert anew and all(1 <= c <= 2 for c in counts), anew

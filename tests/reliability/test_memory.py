@@ -71,11 +71,11 @@ def test_100k_calls_flat() -> None:
     np.testing.assert_allclose(grads, 2 * s * np.asarray(x), rtol=1e-6)
     assert float(value) == pytest.approx(s**2)
     assert int(steps.value) == N_CALLS
-    # Caches: one lowered signature, one compiled executable.
+    # Caches: one traced signature, one compiled executable.
     cache = g._lowering.cache
     assert len(cache) == 1
     (entry,) = cache.values()
-    assert entry.compiled._cache_size() == 1
+    assert entry.exe._cache_size() == 1
     # Memory: 10,000 traced calls may not grow it by 32 KiB (~3 bytes a call; a leaked array,
     # tuple or dict per call would be 60 bytes or more each).
     assert growth < 32 * 1024, f"{growth} bytes over {N_CALLS - CHECKPOINT} calls"
@@ -231,5 +231,6 @@ def test_1000_models_memory_flat(models_report: dict[str, Any], kind: str) -> No
         f"{kind}: {growth[kind]:.0f} bytes kept per dropped model; raw JAX keeps {raw:.0f}; "
         f"a kept model is {models_report['per_kept_model']:.0f}"
     )
-    # The measurement can see a model: keeping them is far above the bound.
-    assert models_report["per_kept_model"] > 10 * bound
+    # The measurement can see a model: keeping them is far above the bound (a kept model with
+    # its transform is about 45 KB now that its executable is shared, not its own).
+    assert models_report["per_kept_model"] > 5 * bound
