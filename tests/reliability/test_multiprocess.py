@@ -169,14 +169,6 @@ def test_debug_nan_raises_in_the_process_that_holds_the_nan(report: dict[str, An
     assert last["value"]["states_finite"]
 
 
-CORE_CHANGE_EAGER = (
-    "src/facade/_autodiff.py, GradientTransform._diagnose_nan: it re-runs the call under "
-    "jax.debug_nans to name the operation, but JAX checks each process's own shards only, so "
-    "the process without the NaN goes on into the next collective and waits forever (here: "
-    "until the watchdog). Needed: when jax.process_count() > 1 (or any input/state value is "
-    "not fully addressable), skip the re-run and raise the RuntimeError from the all-reduced "
-    "_check_finite result, which every process computes alike."
-)
 CORE_CHANGE_JIT = (
     "src/facade/_autodiff.py, _report_non_finite (the in-program check of debug_nan under "
     "jit): jax.debug.callback runs on one device only (process 0, the gradients gathered to "
@@ -187,8 +179,8 @@ CORE_CHANGE_JIT = (
 )
 
 
-@pytest.mark.xfail(strict=True, reason=CORE_CHANGE_EAGER)
 def test_debug_nan_eager_raises_in_every_process(report: dict[str, Any]) -> None:
+    """Every process raises (none waits in a collective for a diagnostic re-run)."""
     for i, proc in enumerate(report["processes"]):
         result = proc["debug_nan_eager"]
         assert result["ok"] and not result["value"]["call"]["ok"], f"process {i}: {result}"
@@ -202,18 +194,8 @@ def test_debug_nan_under_jit_raises_in_every_process(report: dict[str, Any]) -> 
 
 # --- the order of initialisation ------------------------------------------------------------
 
-CORE_CHANGE_IMPORT = (
-    "src/facade/_lowering.py computes type(jnp.zeros(())) at import (PLAIN_TYPES and "
-    "_ARRAY_IMPL), a computation that starts JAX's backend, after which "
-    "jax.distributed.initialize() refuses to run ('must be called before any JAX calls that "
-    "might initialise the XLA backend'). Needed: get the array class without computing "
-    "(jax._src.array.ArrayImpl, or look it up lazily at the first call), so that "
-    "`import facade` may come before jax.distributed.initialize(), as `import jax` may."
-)
-
-
-@pytest.mark.xfail(strict=True, reason=CORE_CHANGE_IMPORT)
 def test_import_facade_then_initialize(report: dict[str, Any]) -> None:
-    """The other order (initialize, then import facade) is what the workers do."""
+    """``import facade`` starts no JAX backend, so jax.distributed.initialize() may follow it.
+    The other order (initialize, then import facade) is what the workers do."""
     probe = report["import_first"]
     assert probe["returncode"] == 0, probe["stderr"]

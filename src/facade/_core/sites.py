@@ -40,8 +40,8 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 import jax
-import jax.numpy as jnp
 import numpy as np
+from jax._src.array import ArrayImpl
 
 from .. import environ
 from .._state import State, _local, is_abstract, peek
@@ -52,7 +52,9 @@ from .keys import DeadState, Signature
 Program = Callable[..., tuple[Any, Sequence[Any]]]
 Lower = Callable[[Pure], Program]
 
-_ARRAY_IMPL = type(jnp.zeros(()))
+# The concrete array class, named without computing anything: importing the facade must not
+# start JAX's backend (jax.distributed.initialize may come after it).
+_ARRAY_IMPL = ArrayImpl
 # Leaves that are dynamic and hold nothing static: a call made only of these is keyed by their
 # shapes and dtypes alone.
 PLAIN_TYPES = frozenset({_ARRAY_IMPL, np.ndarray, float, int, complex, bool})

@@ -371,6 +371,13 @@ class GradientTransform:
     def _diagnose_nan(self, args: tuple[Any, ...], kwargs: dict[str, Any]) -> RuntimeError:
         """Re-run with JAX's NaN/Inf checks on, which name the primitive that produced it."""
         name = _name(self.target)
+        if jax.process_count() > 1:
+            # JAX's checks look at each process's own shards: the process without the NaN would
+            # wait forever for the others. Every process saw the (all-reduced) non-finite result.
+            return RuntimeError(
+                f"debug_nan: the gradients of {name!r} hold NaN or Inf (the operation that made "
+                "it is not looked for when several processes run the program)"
+            )
         try:
             with jax.debug_nans(True), jax.debug_infs(True):
                 self._lowering(self.target, args, kwargs, self._check_finite)
