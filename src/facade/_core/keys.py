@@ -446,6 +446,8 @@ def _param_key(p: Any, depth: int = 0) -> Any:
         return ("jaxpr", _jaxpr_key(p))
     if isinstance(p, tuple | list):
         return (type(p), tuple(_param_key(e, depth) for e in p))
+    if type(p) is dict:  # e.g. a debug callback's static arguments
+        return (dict, tuple((k, _param_key(v, depth)) for k, v in p.items()))
     if isinstance(p, types.FunctionType) and depth < _MAX_DEPTH:
         # A host callback's wrapper, made anew on every trace: keyed by what it calls.
         cells = []

@@ -30,7 +30,7 @@ from .keys import program_key
 
 MAX_EXECUTABLES = 512
 
-_executables: OrderedDict[Any, Callable[..., Any]] = OrderedDict()
+_executables: OrderedDict[Any, tuple[Callable[..., Any], Any]] = OrderedDict()
 _lock = threading.Lock()
 BUILT = [0]  # executables made since import (tests and benchmarks count compilations with it)
 
@@ -45,31 +45,41 @@ class ShapesChanged(Exception):
 
 def executable(
     traced: Any, options: dict[str, Any], name: str | None
-) -> tuple[Callable[..., Any], list[Any]]:
-    """``(run, consts)``: ``run(*args, consts, **kwargs)`` computes what ``traced`` traced.
+) -> tuple[Callable[..., Any], list[Any], Any]:
+    """``(run, consts, regroup)``: ``run(*args, consts, **kwargs)`` computes what ``traced``
+    traced.
 
     ``traced`` is a ``jax.jit(...).trace(*args, **kwargs)``; ``options`` are the ``jax.jit``
-    options it was traced with (in terms of ``args``).
+    options it was traced with (in terms of ``args``). The output's tree structure is not part
+    of the key: its static parts may be new objects on every trace (``vjp``'s pullback holds its
+    trace's linear jaxpr). When the shared executable was made by a trace whose output structure
+    differs from this one's, ``regroup`` is this trace's, for :func:`regrouped`; else None.
     """
     closed = traced.jaxpr
     consts = list(closed.consts)
     key = program_key(closed)
     if key is not None:
-        key = (key, traced.in_tree, traced.out_tree, _options_key(options), name)
+        key = (key, traced.in_tree, _options_key(options), name)
         found = _executables.get(key)
         if found is not None:
             try:
                 _executables.move_to_end(key)
             except KeyError:  # evicted by another thread meanwhile: still a good executable
                 pass
-            return found, consts
+            exe, out_tree = found
+            return exe, consts, None if out_tree == traced.out_tree else traced.out_tree
     made = _make(closed, traced.out_tree, options, name)
     if key is not None:
         with _lock:
-            _executables[key] = made
+            _executables[key] = (made, traced.out_tree)
             while len(_executables) > MAX_EXECUTABLES:
                 _executables.popitem(last=False)
-    return made, consts
+    return made, consts, None
+
+
+def regrouped(out: Any, regroup: Any) -> Any:
+    """The executable's output in this trace's tree structure (see :func:`executable`)."""
+    return out if regroup is None else jax.tree.unflatten(regroup, jax.tree.leaves(out))
 
 
 def _options_key(options: dict[str, Any]) -> Any:

@@ -80,12 +80,17 @@ class Entry:
     """One traced call signature: its states (weakly), executable, constants and the
     ``environ`` settings its trace read."""
 
-    __slots__ = ("refs", "write_refs", "exe", "consts", "settings", "settings_version", "d")
+    __slots__ = (
+        *("refs", "write_refs", "exe", "consts", "regroup"),
+        *("settings", "settings_version", "d"),
+    )
 
-    def __init__(self, d: Discovery, exe: Any, consts: list[Any], settings: dict[str, Any]):
+    def __init__(
+        self, d: Discovery, exe: Any, consts: list[Any], regroup: Any, settings: dict[str, Any]
+    ):
         self.refs = tuple(weakref.ref(s) for s in d.states)
         self.write_refs = tuple(weakref.ref(s) for s in d.writes)
-        self.exe, self.consts = exe, consts
+        self.exe, self.consts, self.regroup = exe, consts, regroup
         self.settings, self.settings_version = settings, environ.version()
         self.d = WeakDiscovery(d)
 
@@ -201,7 +206,7 @@ class Lowering:
         args_dyn, kw_dyn = (args, kwargs) if sig is None else sig.split(args, kwargs)
         try:
             values = [r()._value for r in entry.refs]  # type: ignore[union-attr]
-            result, written = entry.exe(values, *args_dyn, entry.consts, **kw_dyn)
+            out = entry.exe(values, *args_dyn, entry.consts, **kw_dyn)
         except AttributeError as err:  # a State of the entry was collected: trace again
             if not _dead(entry.refs):
                 raise
@@ -211,6 +216,7 @@ class Lowering:
         except lowering.ShapesChanged as err:
             self._explain(fn, _shape_cause(err, entry))
             return self._run_new(fn, key, sig, args, kwargs, check_result)
+        result, written = out if entry.regroup is None else lowering.regrouped(out, entry.regroup)
         return self._finish(fn, entry.write_refs, result, written, check_result)
 
     def _finish(
@@ -246,7 +252,8 @@ class Lowering:
         entry, args_dyn, kw_dyn, values = self._entry(fn, sig, args, kwargs)
         if key is not None and not lowering.consts_hold_tracers(entry.consts):
             self.cache[key] = entry
-        result, written = entry.exe(values, *args_dyn, entry.consts, **kw_dyn)
+        out = entry.exe(values, *args_dyn, entry.consts, **kw_dyn)
+        result, written = lowering.regrouped(out, entry.regroup)
         return self._finish(fn, entry.write_refs, result, written, check_result)
 
     def _entry(
@@ -264,8 +271,8 @@ class Lowering:
         if not nested and found is not None:
             _refuse_escaped(found, self._label(fn))
         options = {} if self.jit_kwargs is None else self.jit_kwargs(sig.num_args)
-        exe, consts = lowering.executable(traced, options, self.name)
-        entry = Entry(d, exe, consts, settings)
+        exe, consts, regroup = lowering.executable(traced, options, self.name)
+        entry = Entry(d, exe, consts, regroup, settings)
         self.last = entry.d
         if self.hint is not None:
             if len(_GUESSES) >= _MAX_GUESSES:
@@ -326,7 +333,8 @@ class Lowering:
     ) -> Any:
         """Inside another facade trace: trace in place, reads and writes in the outer frame."""
         entry, args_dyn, kw_dyn, values = self._entry(fn, None, args, kwargs, nested=True)
-        result, written = entry.exe(values, *args_dyn, entry.consts, **kw_dyn)
+        out = entry.exe(values, *args_dyn, entry.consts, **kw_dyn)
+        result, written = lowering.regrouped(out, entry.regroup)
         if check_result is not None:
             check_result(result)
         for r, v in zip(entry.write_refs, written, strict=True):
