@@ -296,7 +296,9 @@ def _nested_checkpointed_scan(step: Any, carry: Any, xs: Any, depth: int, size: 
 
 def compiled_programs(quick: bool) -> list[dict[str, Any]]:
     """For each case, the compiled memory of raw JAX's program and of the facade's."""
-    from facade.transform._loops import _levels  # the facade's own nesting rule, for the raw baseline
+    from facade.transform._loops import (
+        _levels,  # the facade's own nesting rule, for the raw baseline
+    )
 
     T = facade.transform
     rows: list[dict[str, Any]] = []
