@@ -96,4 +96,4 @@ def test_benchmarks_quick_run_prints_every_row_and_target() -> None:
     counts = [
         int(re.search(r"executables compiled over the row's calls: (\d+)", x)[1]) for x in anew
     ]
-    assert anew and all(1 <= c <= 2 for c in counts), anew
+    assert anew and all(c <= 2 for c in counts), anew

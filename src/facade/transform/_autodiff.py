@@ -19,6 +19,7 @@ import jax.numpy as jnp
 import functional as F
 from functional import engine
 
+from .._core import lowering
 from .._core.bridge import Discovery, Pure
 from .._core.sites import PLAIN_TYPES, Lowering, hint
 from .._state import ARRAY_TYPES, State, active_frames, frame, peek
@@ -702,17 +703,32 @@ def fwd_grad(
 # --- vjp / jvp: one-shot calls, traced on every call ---------------------------------------
 
 
-def _apply(pullback: Any, cotangent: Any) -> Any:
-    return pullback(cotangent)
+def _apply_pullback(pullback: Any, cotangent: Any) -> Any:
+    """Run the pullback as one compiled program, shared by every pullback of the same program.
 
+    The pullback's static part (its linear jaxpr) is a new object on every trace of a
+    transform called anew, so it is traced into the program, not passed to ``jax.jit`` as a
+    static value (which would compile every call); its residuals are arguments.
+    """
+    if active_frames() or any(isinstance(x, jax.core.Tracer) for x in jax.tree.leaves(pullback)):
+        return pullback(cotangent)  # inside a trace: part of the enclosing program
+    residuals, structure = jax.tree.flatten(pullback)
 
-# The pullback runs as one compiled program too.
-_apply_pullback = jax.jit(_apply)
+    def apply(residuals: Any, cotangent: Any) -> Any:
+        return jax.tree.unflatten(structure, residuals)(cotangent)
+
+    traced = jax.jit(apply).trace(residuals, cotangent)
+    exe, consts, regroup = lowering.executable(traced, {}, "vjp_pullback")
+    return lowering.regrouped(exe(residuals, cotangent, consts), regroup)
 
 
 def _lower_vjp(
-    treedef: Any, argnums: Argnums | None, has_aux: bool, name: str
+    treedef: Any, argnums: Argnums | None, has_aux: bool, name: str, structure: list[Any]
 ) -> Callable[[Pure], Callable[..., Any]]:
+    """``lower`` of ``vjp``: the program returns the pullback's residuals; the pullback's
+    structure (its linear jaxpr, a new object on every trace) is put in ``structure`` instead
+    of being an output, so that no output tree structure of a compiled program holds a jaxpr
+    (JAX keeps such structures in caches of thousands of entries)."""
     n = 0 if treedef is None else treedef.num_leaves
 
     def lower(pure: Pure) -> Callable[..., Any]:
@@ -743,7 +759,9 @@ def _lower_vjp(
                     out, pullback, (aux, written) = F.vjp(
                         without_states, *args, argnums=argnums, has_aux=True
                     )
-            return (out, pullback, aux), written
+            residuals, structure[:] = jax.tree.flatten(pullback), []
+            structure.append(residuals[1])
+            return (out, residuals[0], aux), written
 
         return program
 
@@ -786,13 +804,15 @@ def vjp(
             "vjp has nothing to differentiate: pass primals with argnums, or grad_states"
         )
     name = _name(fun)
-    lowering = Lowering(
-        _lower_vjp(treedef, argnums, has_aux, name),
+    structure: list[Any] = []
+    site = Lowering(
+        _lower_vjp(treedef, argnums, has_aux, name, structure),
         states,
         check=_check_reads(name, len(states)),
         hint=hint("vjp", fun),
     )
-    out, pullback, aux = lowering(fun, primals, {})
+    out, residuals, aux = site(fun, primals, {})
+    pullback = jax.tree.unflatten(structure[0], residuals)
 
     def vjp_fn(cotangent: Any) -> Any:
         # A Python scalar takes the output's dtype here: inside the jitted pullback it would be
@@ -905,13 +925,13 @@ def jvp(
         ]
     n = len(primals)
     name = _name(fun)
-    lowering = Lowering(
+    site = Lowering(
         _lower_jvp(len(states), n, has_aux, name),
         states,
         check=_check_reads(name, len(states)),
         hint=hint("jvp", fun),
     )
-    out, tangent_out, aux = lowering(
+    out, tangent_out, aux = site(
         functools.partial(_call_primals, fun, n), (*primals, state_tangent_list, *tangents), {}
     )
     return (out, tangent_out, aux) if has_aux else (out, tangent_out)
