@@ -358,6 +358,7 @@ _DIFFERENTIATION_ONLY = frozenset(
     {"jvp_jaxpr_fun", "jvp_jaxpr_thunk", "fwd_jaxpr_thunk", "bwd", "out_trees"}
 )
 _SMALL_CONSTANT = 1 << 16  # elements: constants inside sub-programs up to this are keyed by value
+_CALLBACK_DEPTH = 8  # closures within closures of a callback keyed by their code this deep
 
 
 class _Unkeyable(Exception):
@@ -437,7 +438,9 @@ def _constant_key(x: Any) -> Any:
     return (a.shape, str(a.dtype), a.tobytes())
 
 
-def _param_key(p: Any, depth: int = 0) -> Any:
+def _param_key(p: Any, depth: int = 0, within: frozenset[int] = frozenset()) -> Any:
+    """``within``: the functions being keyed around this one (a wrapper that refers to itself,
+    as run-time type-checking decorators do, is keyed once)."""
     from jax._src import core
 
     if isinstance(p, core.ClosedJaxpr):
@@ -445,24 +448,29 @@ def _param_key(p: Any, depth: int = 0) -> Any:
     if isinstance(p, core.Jaxpr):
         return ("jaxpr", _jaxpr_key(p))
     if isinstance(p, tuple | list):
-        return (type(p), tuple(_param_key(e, depth) for e in p))
+        return (type(p), tuple(_param_key(e, depth, within) for e in p))
     if type(p) is dict:  # e.g. a debug callback's static arguments
-        return (dict, tuple((k, _param_key(v, depth)) for k, v in p.items()))
-    if isinstance(p, types.FunctionType) and depth < _MAX_DEPTH:
+        return (dict, tuple((k, _param_key(v, depth, within)) for k, v in p.items()))
+    if isinstance(p, weakref.ref) and p() is not None:  # a reference to a per-trace closure
+        return ("weakref", _param_key(p(), depth, within))
+    if isinstance(p, types.FunctionType) and depth < _CALLBACK_DEPTH:
         # A host callback's wrapper, made anew on every trace: keyed by what it calls.
+        if id(p) in within:
+            return ("itself",)
+        inner = within | {id(p)}
         cells = []
         for cell in p.__closure__ or ():
             try:
-                cells.append(_param_key(cell.cell_contents, depth + 1))
+                cells.append(_param_key(cell.cell_contents, depth + 1, inner))
             except ValueError:  # an empty cell
                 cells.append("<empty>")
         return ("function", p.__code__, tuple(cells))
     if isinstance(p, functools.partial):
         return (
             "partial",
-            _param_key(p.func, depth),
-            tuple(_param_key(a, depth + 1) for a in p.args),
-            tuple((k, _param_key(v, depth + 1)) for k, v in sorted(p.keywords.items())),
+            _param_key(p.func, depth, within),
+            tuple(_param_key(a, depth + 1, within) for a in p.args),
+            tuple((k, _param_key(v, depth + 1, within)) for k, v in sorted(p.keywords.items())),
         )
     if isinstance(p, jax.core.Tracer):
         raise _Unkeyable
