@@ -298,12 +298,6 @@ def _cases() -> list[Case]:
             TypeError,
             r"grad_states.*None",
         ),
-        L(
-            "T.grad(grad_states=[w, w])",
-            lambda W: T.grad(W.loss, grad_states=[W.w, W.w]),
-            ValueError,
-            r"grad_states.*@w",
-        ),
         # --- a grad_state the function never reads ------------------------------------------
         L(
             "T.grad unread grad_state",

@@ -232,6 +232,6 @@ def test_1000_models_memory_flat(models_report: dict[str, Any], kind: str) -> No
         f"{kind}: {growth[kind]:.0f} bytes kept per dropped model; raw JAX keeps {raw:.0f}; "
         f"a kept model is {models_report['per_kept_model']:.0f}"
     )
-    # The measurement can see a model: keeping them is far above the bound (a kept model with
-    # its transform is about 45 KB now that its executable is shared, not its own).
-    assert models_report["per_kept_model"] > 5 * bound
+    # The measurement can see a model: keeping them is well above the bound (a kept model with
+    # its transform is about 23 KB now that its executable is shared, not its own).
+    assert models_report["per_kept_model"] > 2 * bound
