@@ -359,7 +359,7 @@ class Lowering:
 
     def _explain(self, fn: Any, cause: str) -> None:
         if environ.get(EXPLAIN, False):
-            log.warning("facade: tracing %s again: %s", self._label(fn), cause)
+            log.warning("facade: tracing %s (%s)", self._label(fn), cause)
 
 
 def _refuse_escaped(found: Discovery, label: str) -> None:
