@@ -210,18 +210,7 @@ def test_1000_models_are_freed(models_report: dict[str, Any]) -> None:
     [
         "grad",
         "jit",
-        pytest.param(
-            "vjp",
-            marks=pytest.mark.xfail(
-                strict=True,
-                reason="facade vjp returns the pullback (a Partial whose static part holds "
-                "functools.partial(_pullback, ..., out_avals) and JAX's linearized jaxpr) as an "
-                "output of the compiled program: its output treedef then sits in JAX's global "
-                "4096-entry LRU caches (pjit._check_and_canonicalize_out_shardings and others) "
-                "keyed on that treedef, retaining ~44 KB per dropped model (~30x raw JAX) until "
-                "4096 models (~180 MB)",
-            ),
-        ),
+        "vjp",  # its pullback's structure is no output of the compiled program (see _lower_vjp)
     ],
 )
 def test_1000_models_memory_flat(models_report: dict[str, Any], kind: str) -> None:
