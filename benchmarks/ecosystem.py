@@ -138,8 +138,12 @@ def _reasons(junit: Path) -> collections.Counter:
     reasons: collections.Counter = collections.Counter()
     for case in ET.parse(junit).getroot().iter("testcase"):
         for bad in (*case.findall("failure"), *case.findall("error")):
-            message = (bad.get("message") or bad.text or "?").strip().splitlines()
-            line = re.sub(r" at 0x[0-9a-f]+", "", message[0] if message else "?")[:160]
+            # The raised exception: pytest's last "E   " line (a collection error's message is
+            # only "collection failure"), else the message's first line.
+            raised = [ln[1:].strip() for ln in (bad.text or "").splitlines() if ln[:2] == "E "]
+            message = (bad.get("message") or "?").strip().splitlines() or ["?"]
+            line = raised[-1] if raised else message[0]
+            line = re.sub(r" at 0x[0-9a-f]+", "", line)[:160]
             reasons[line] += 1
     return reasons
 

@@ -19,7 +19,7 @@ from __future__ import annotations
 import operator
 import types
 import typing
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 
 import jax
 import numpy as np
@@ -361,7 +361,7 @@ class Node(PrettyObject):
 
     graph_invisible_attrs: tuple[str, ...] = ()
 
-    def check_valid_context(self, error_msg: typing.Callable[[], str]) -> None:
+    def check_valid_context(self, error_msg: Callable[[], str]) -> None:
         """Nothing to check: a facade State or Node may be used in any trace.
 
         brainstate raises ``TraceContextError`` when a node built in one trace level is mutated

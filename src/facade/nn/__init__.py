@@ -73,12 +73,18 @@ from ._embedding import Embedding
 from ._linear import Linear
 from ._module import Module
 from ._normalization import BatchNorm0d, BatchNorm1d, BatchNorm2d, LayerNorm, RMSNorm
+from ._param import Const, IdentityT, Param, Regularization, Transform
 from ._rnn import GRUCell, LSTMCell, RNNCell, ValinaRNNCell
 from ._sequential import Sequential
 from ._vmap_init import vmap_init_all_states
 
 __all__ = [
     "CELU",
+    "Const",
+    "IdentityT",
+    "Param",
+    "Regularization",
+    "Transform",
     "ELU",
     "GELU",
     "GLU",
