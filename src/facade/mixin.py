@@ -16,7 +16,9 @@ Example:
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from typing import Any, TypeVar, Union, _GenericAlias  # type: ignore[attr-defined]
+from typing import Any, Optional, TypeVar, Union, _GenericAlias  # type: ignore[attr-defined]
+
+import jax
 
 __all__ = [
     "Batching",
@@ -36,6 +38,9 @@ __all__ = [
 ]
 
 T = TypeVar("T")
+ArrayLike = jax.typing.ArrayLike
+# brainstate.mixin exposes typing.Optional; kept so `brainstate.mixin.Optional` resolves.
+Optional = Optional  # noqa: PLW0127, UP045
 
 
 def hashable(x: Any) -> bool:
@@ -185,7 +190,7 @@ def _type_name(t: Any) -> str:
     return str(t)
 
 
-class _JointGenericAlias(_GenericAlias, _root=True):
+class _JointGenericAlias(_GenericAlias, _root=True):  # type: ignore[call-arg]
     """``JointTypes[A, B]``: an object is an instance when it is an instance of every one."""
 
     def __instancecheck__(self, obj: Any) -> bool:
@@ -213,7 +218,7 @@ class _JointGenericAlias(_GenericAlias, _root=True):
         raise TypeError(f"Cannot instantiate {self!r}: it is a type for isinstance checks")
 
 
-class _OneOfGenericAlias(_GenericAlias, _root=True):
+class _OneOfGenericAlias(_GenericAlias, _root=True):  # type: ignore[call-arg]
     """``OneOfTypes[A, B]``: an object is an instance when it is an instance of any one."""
 
     def __instancecheck__(self, obj: Any) -> bool:

@@ -21,7 +21,17 @@ from __future__ import annotations
 import functools
 from collections.abc import Callable, Hashable, Sequence
 from types import EllipsisType
-from typing import Any, Generic, Protocol, TypeVar, Union, runtime_checkable
+from typing import (  # noqa: F401, UP035 - brainstate.typing has them
+    TYPE_CHECKING,
+    Any,
+    Generic,
+    List,
+    Protocol,
+    Tuple,
+    TypeVar,
+    Union,
+    runtime_checkable,
+)
 
 import jax
 import numpy as np
@@ -57,6 +67,9 @@ class Key(Hashable, Protocol):
     def __lt__(self: K, value: K, /) -> bool: ...
 
 
+# brainstate.typing's ``Ellipsis``: the builtin ``ellipsis`` for type checkers, ``Any`` at run time.
+Ellipsis = Any  # noqa: A001
+
 PathParts = tuple[Key, ...]
 Predicate = Callable[[PathParts, Any], bool]
 FilterLiteral = Union[type, str, Predicate, bool, EllipsisType, None]  # noqa: UP007
@@ -73,9 +86,18 @@ try:  # brainstate's ArrayLike admits brainunit quantities; brainunit is optiona
 except ImportError:  # pragma: no cover - brainunit is installed with the test extra
     _QUANTITY = ()
 
-ArrayLike = Union[  # noqa: UP007
-    (jax.Array, np.ndarray, np.bool_, np.number, bool, int, float, complex, *_QUANTITY)
-]
+_ARRAY_LIKE: tuple[Any, ...] = (
+    jax.Array,
+    np.ndarray,
+    np.bool_,
+    np.number,
+    bool,
+    int,
+    float,
+    complex,
+    *_QUANTITY,
+)
+ArrayLike = Union[_ARRAY_LIKE]  # type: ignore[valid-type]  # noqa: UP007
 
 DType = np.dtype
 
@@ -103,7 +125,7 @@ class Array:
 
     def __class_getitem__(cls, item: Any) -> Any:
         marker = type(_describe(item), (), {"__module__": "builtins"})
-        return _ArrayAnnotation[marker]
+        return _ArrayAnnotation[marker]  # type: ignore[valid-type]
 
 
 def _describe(item: Any) -> str:

@@ -11,7 +11,7 @@ Example:
     >>> from facade.compat import install_brainstate_alias, uninstall_brainstate_alias
     >>> had = "brainstate" in sys.modules
     >>> if not had:
-    ...     install_brainstate_alias()
+    ...     _ = install_brainstate_alias()
     ...     import brainstate
     ...     print(brainstate is facade, brainstate.nn is facade.nn)
     ...     uninstall_brainstate_alias()

@@ -26,8 +26,8 @@ __all__ = ["Const", "IdentityT", "Param", "Regularization", "Transform"]
 try:  # Quantities keep their unit, as in brainstate; brainunit is optional here
     import brainunit as _u
 
-    _asarray: Callable[..., Any] = _u.math.asarray
-    _clip: Callable[..., Any] = _u.math.clip
+    _asarray: Callable[..., Any] = _u.math.asarray  # type: ignore[attr-defined]
+    _clip: Callable[..., Any] = _u.math.clip  # type: ignore[attr-defined]
     _QUANTITY: tuple[type, ...] = (_u.Quantity,)
 except ImportError:  # pragma: no cover - brainunit comes with the test extra
     _asarray, _clip, _QUANTITY = jnp.asarray, jnp.clip, ()
@@ -43,6 +43,10 @@ class Transform:
         raise NotImplementedError
 
     def inverse(self, y: Any) -> Any:
+        raise NotImplementedError
+
+    def log_abs_det_jacobian(self, x: Any, y: Any) -> Any:
+        """``log |d forward / dx|`` at ``x`` (``y = forward(x)``), for densities."""
         raise NotImplementedError
 
     def __call__(self, x: Any) -> Any:
@@ -61,9 +65,21 @@ class IdentityT(Transform):
     def inverse(self, y: Any) -> Any:
         return y
 
+    def log_abs_det_jacobian(self, x: Any, y: Any) -> Any:
+        return jnp.zeros_like(x)
+
 
 class Regularization(Module):
-    """A penalty on a parameter: ``loss(value)`` and the prior's ``reset_value()``."""
+    """A penalty on a parameter: ``loss(value)`` and the prior's ``reset_value()``.
+
+    Args:
+        fit_hyper: whether the regularizer's own hyper-parameters are trainable (kept for
+            subclasses, as in brainstate).
+    """
+
+    def __init__(self, fit_hyper: bool = False):
+        super().__init__()
+        self.fit_hyper = fit_hyper
 
     def loss(self, value: Any) -> Any:
         raise NotImplementedError
@@ -100,7 +116,7 @@ class Param(Module):
         self,
         value: Any,
         t: Transform = IdentityT(),  # noqa: B008 - stateless, shared as in brainstate
-        reg: Regularization | None = None,
+        reg: Any = None,  # Regularization | None, checked below: brainstate raises ValueError
         precompute: Callable | None = None,
         fit: bool = True,
         enable_cache_logging: bool = False,
@@ -212,7 +228,7 @@ class Param(Module):
                 if shape is None:
                     raise ValueError("When the parameter is a callable, sizes must be given.")
                 data = data(shape, **param_kwargs)
-            if not (np.ndim(data) == 0 or isinstance(data, np.ndarray | jax.Array | _QUANTITY)):
+            if not (np.ndim(data) == 0 or isinstance(data, (np.ndarray, jax.Array, *_QUANTITY))):
                 raise TypeError(f"Unknown parameter type: {type(data)}")
             data = Const(data)
         if shape is not None:

@@ -1,6 +1,7 @@
 """brainstate's ``util`` namespace, as far as the facade provides it.
 
-``util.filter`` (the state filters of ``facade.filter``), the pretty-printing bases
+``util.filter`` (the state filters of ``facade.filter``, also re-exported here as brainstate
+does), the pretty-printing bases
 (:class:`PrettyObject`, :class:`PrettyMapping`), :class:`DotDict`, :func:`get_unique_name`, and
 ``FlattedDict`` / ``NestedDict``: the facade's :class:`facade.graph.FlatDict` and
 :class:`facade.graph.NestedDict` under brainstate's names (what ``Module.states()`` returns).
@@ -11,14 +12,24 @@ Example:
     True
 """
 
-from typing import Any
+from typing import Any as _Any
 
 from . import filter
 from ._dotdict import DotDict
 from ._naming import get_unique_name
 from ._pretty import PrettyMapping, PrettyObject, pretty_repr
+from .filter import All, Any, Everything, Not, Nothing, OfType, PathContains, WithTag, to_predicate
 
 __all__ = [
+    "All",
+    "Any",
+    "Everything",
+    "Not",
+    "Nothing",
+    "OfType",
+    "PathContains",
+    "WithTag",
+    "to_predicate",
     "DotDict",
     "FlattedDict",
     "NestedDict",
@@ -34,7 +45,7 @@ __all__ = [
 _FROM_GRAPH = {"FlattedDict": "FlatDict", "NestedDict": "NestedDict"}
 
 
-def __getattr__(name: str) -> Any:
+def __getattr__(name: str) -> _Any:
     if name in _FROM_GRAPH:
         from .. import graph
 

@@ -24,8 +24,8 @@ def _block(open_: str, close: str, items: list[str], indent: int) -> str:
     return f"{open_}\n{body}\n{'  ' * indent}{close}"
 
 
-def pretty_repr(value: Any, indent: int = 0) -> str:
-    """The multi-line repr of ``value`` at nesting level ``indent``.
+def pretty_repr(x: Any, indent: int = 0) -> str:
+    """The multi-line repr of ``x`` at nesting level ``indent``.
 
     PrettyObjects, dicts and lists are expanded one item per line; anything else is ``repr``.
 
@@ -38,16 +38,14 @@ def pretty_repr(value: Any, indent: int = 0) -> str:
           ]
         }
     """
-    if isinstance(value, PrettyObject):
-        return value._pretty(indent)
-    if isinstance(value, PrettyMapping):
-        return value._pretty(indent)
-    if type(value) is dict:
-        items = [f"{k!r}: {pretty_repr(v, indent + 1)}" for k, v in value.items()]
+    if isinstance(x, PrettyObject | PrettyMapping):
+        return x._pretty(indent)
+    if type(x) is dict:
+        items = [f"{k!r}: {pretty_repr(v, indent + 1)}" for k, v in x.items()]
         return _block("{", "}", items, indent)
-    if type(value) is list:
-        return _block("[", "]", [pretty_repr(v, indent + 1) for v in value], indent)
-    text = repr(value)
+    if type(x) is list:
+        return _block("[", "]", [pretty_repr(v, indent + 1) for v in x], indent)
+    text = repr(x)
     # A nested multi-line repr (a State, a Module) keeps its own layout, shifted to this level.
     return text.replace("\n", "\n" + "  " * indent)
 
