@@ -67,7 +67,7 @@ from ._activations import (
     tanh,
 )
 from ._collective import init_all_states, reset_all_states
-from ._conv import Conv1d, Conv2d
+from ._conv import Conv1d, Conv2d, Conv3d
 from ._dropout import Dropout
 from ._dynamics import (
     Dynamics,
@@ -82,6 +82,7 @@ from ._dynamics import (
 )
 from ._embedding import Embedding
 from ._linear import Linear
+from ._lora import LoRA
 from ._module import Module
 from ._normalization import BatchNorm0d, BatchNorm1d, BatchNorm2d, LayerNorm, RMSNorm
 from ._param import Const, IdentityT, Param, Regularization, Transform
@@ -97,6 +98,7 @@ __all__ = [
     "Const",
     "Conv1d",
     "Conv2d",
+    "Conv3d",
     "Dropout",
     "Dynamics",
     "ELU",
@@ -115,6 +117,7 @@ __all__ = [
     "LayerNorm",
     "LeakyReLU",
     "Linear",
+    "LoRA",
     "LogSigmoid",
     "LogSoftmax",
     "Mish",
