@@ -89,6 +89,7 @@ from ._param import Const, IdentityT, Param, Regularization, Transform
 from ._rnn import GRUCell, LSTMCell, RNNCell, ValinaRNNCell
 from ._sequential import Sequential
 from ._vmap_init import vmap_init_all_states
+from ._vmap_module import Vmap
 
 __all__ = [
     "BatchNorm0d",
@@ -139,6 +140,7 @@ __all__ = [
     "Tanh",
     "Transform",
     "ValinaRNNCell",
+    "Vmap",
     "call_order",
     "celu",
     "elu",
