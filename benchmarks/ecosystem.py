@@ -148,6 +148,56 @@ def _reasons(junit: Path) -> collections.Counter:
     return reasons
 
 
+# Run in the venv: every `brainstate.<module>.<name>` the client packages' code uses (attribute
+# chains and `from brainstate.<module> import <names>`), and which of them the facade lacks.
+_SCAN = r"""
+import collections, importlib, pathlib, re, sys
+import facade.compat
+facade.compat.install_brainstate_alias()
+site = pathlib.Path(sys.argv[1])
+missing = collections.defaultdict(set)
+attr = re.compile(r"\bbrainstate((?:\.[A-Za-z_]\w*)+)")
+frm = re.compile(r"^\s*from brainstate((?:\.\w+)*) import (\([^)]*\)|[^\n]+)", re.M)
+for pkg in sys.argv[2:]:
+    for path in (site / pkg).rglob("*.py"):
+        if path.name.endswith("_test.py"):
+            continue
+        text = path.read_text(errors="replace")
+        uses = [m.group(1).lstrip(".").split(".") for m in attr.finditer(text)]
+        for m in frm.finditer(text):
+            names = m.group(2).strip("()").split("#")[0].replace("\n", " ").split(",")
+            uses += [m.group(1).lstrip(".").split(".") + [n.split()[0]]
+                     for n in names if n.split()]
+        for parts in uses:
+            parts = [p for p in parts if p]
+            obj, name = importlib.import_module("brainstate"), "brainstate"
+            for part in parts:
+                full = name + "." + part
+                try:
+                    if hasattr(obj, part):
+                        obj = getattr(obj, part)
+                    else:
+                        obj = importlib.import_module(full)
+                except Exception:
+                    missing[full].add(str(path.relative_to(site)))
+                    break
+                name = full
+for name, files in sorted(missing.items(), key=lambda kv: -len(kv[1])):
+    print(f"{len(files):5d}  {name}")
+"""
+
+
+def scan_missing(venv: Path, packages: list[str]) -> str:
+    """The brainstate names the clients' code uses that the facade lacks, by number of files."""
+    out = subprocess.run(
+        [str(_python(venv)), "-c", _SCAN, str(site_packages(venv)), *packages],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    return out.stdout + (out.stderr[-2000:] if out.returncode else "")
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--venv", type=Path, default=ROOT / ".ecosystem" / "venv")
@@ -157,6 +207,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--suites", default=",".join(SUITES), help="comma-separated names")
     parser.add_argument("--timeout", type=float, default=3600.0, help="seconds per suite run")
     parser.add_argument("--reasons", type=int, default=8, help="failure causes shown per suite")
+    parser.add_argument(
+        "--scan",
+        action="store_true",
+        help="only list the brainstate names the clients' code uses that the facade lacks",
+    )
     args = parser.parse_args(argv)
 
     names = [s for s in args.suites.split(",") if s]
@@ -166,6 +221,10 @@ def main(argv: list[str] | None = None) -> int:
     if not args.no_install:
         make_venv(args.venv, args.python)
     site = site_packages(args.venv)
+    if args.scan:
+        print("files  brainstate name the facade lacks (client code, tests excluded)")
+        print(scan_missing(args.venv, ["braintools", "brainpy_state", "brainpy"]))
+        return 0
 
     columns = {"both": ("brainstate", "facade"), "brainstate": ("brainstate",)}.get(
         args.which, ("facade",)
