@@ -81,6 +81,7 @@ from ._dynamics import (
     receive_update_output,
 )
 from ._embedding import Embedding
+from ._group_norm import GroupNorm
 from ._linear import Linear
 from ._lora import LoRA
 from ._module import Module
@@ -109,6 +110,7 @@ __all__ = [
     "GELU",
     "GLU",
     "GRUCell",
+    "GroupNorm",
     "Hardsigmoid",
     "Hardswish",
     "Hardtanh",
