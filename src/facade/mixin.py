@@ -265,6 +265,26 @@ JointTypes = _TypeJoin("JointTypes", _JointGenericAlias, object)
 OneOfTypes = _TypeJoin("OneOfTypes", _OneOfGenericAlias, Union)
 
 
+# brainstate 0.5.4 moved these mixins to brainpy and forwards the old names with a warning.
+_MOVED_TO_BRAINPY = ("AlignPost", "BindCondData")
+
+
+def __getattr__(name: str) -> Any:
+    if name in _MOVED_TO_BRAINPY:
+        import warnings
+
+        warnings.warn(
+            f"brainstate.mixin.{name} is deprecated and will be removed in a future version. "
+            f"Please use brainpy.mixin.{name} instead.",
+            DeprecationWarning,
+            stacklevel=2,
+        )
+        import brainpy  # type: ignore[import-not-found]
+
+        return getattr(brainpy.mixin, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
 class Mode(Mixin):
     """A computation mode (training, batching, ...). Modes compare equal by class."""
 

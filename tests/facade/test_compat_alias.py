@@ -103,6 +103,24 @@ def test_command_form_runs_a_script_as_main_with_its_arguments(tmp_path: pathlib
     assert out.stdout.strip() == "True __main__ ['a', 'b'] 3"
 
 
+def test_command_form_runs_a_module_as_main(tmp_path: pathlib.Path) -> None:
+    (tmp_path / "client_cli.py").write_text(
+        "import sys, brainstate, facade\nprint(brainstate is facade, __name__, sys.argv[1:])\n"
+    )
+    env_path = f"{SRC}{os.pathsep}{tmp_path}"
+    env = {**os.environ, "PYTHONPATH": env_path, "JAX_PLATFORMS": "cpu"}
+    out = subprocess.run(
+        [sys.executable, "-m", "facade.compat", "-m", "client_cli", "x"],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == "True __main__ ['x']"
+
+
 def test_command_form_runs_pytest_with_the_alias_active(tmp_path: pathlib.Path) -> None:
     (tmp_path / "test_client.py").write_text(
         textwrap.dedent(

@@ -193,3 +193,16 @@ class TestSmallHelpers:
 
     def test_hashable(self) -> None:
         assert mixin.hashable(1) and not mixin.hashable({})
+
+
+def test_names_moved_to_brainpy_are_forwarded_with_a_warning(monkeypatch) -> None:
+    import sys
+    import types
+
+    fake = types.ModuleType("brainpy")
+    fake.mixin = types.SimpleNamespace(AlignPost="the brainpy class")  # type: ignore[attr-defined]
+    monkeypatch.setitem(sys.modules, "brainpy", fake)
+    with pytest.warns(DeprecationWarning, match="brainpy.mixin.AlignPost"):
+        assert mixin.AlignPost == "the brainpy class"
+    with pytest.raises(AttributeError):
+        _ = mixin.NotAName
