@@ -84,6 +84,7 @@ from ._embedding import Embedding
 from ._group_norm import GroupNorm
 from ._linear import Linear
 from ._lora import LoRA
+from ._map_module import Map
 from ._module import Module
 from ._normalization import BatchNorm0d, BatchNorm1d, BatchNorm2d, LayerNorm, RMSNorm
 from ._param import Const, IdentityT, Param, Regularization, Transform
@@ -120,6 +121,7 @@ __all__ = [
     "LayerNorm",
     "LeakyReLU",
     "Linear",
+    "Map",
     "LoRA",
     "LogSigmoid",
     "LogSoftmax",
