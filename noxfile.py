@@ -39,3 +39,12 @@ def demo(session: nox.Session) -> None:
 def docs(session: nox.Session) -> None:
     session.install("-e", ".[docs]")
     session.run("mkdocs", "build", "--strict")
+
+
+@nox.session(venv_backend="none")
+def ecosystem(session: nox.Session) -> None:
+    """brainstate's client suites under brainstate and the facade (slow; not a default session).
+
+    benchmarks/ecosystem.py makes its own venv with the pinned clients (.ecosystem/venv).
+    """
+    session.run("python", "benchmarks/ecosystem.py", *session.posargs)

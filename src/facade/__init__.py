@@ -4,22 +4,34 @@
 them, and each call lowers to one compiled JAX program through the ``functional`` engine.
 """
 
+from stategrad import __version__
+
 from . import _filters as filter
-from . import environ, graph, nn, optim, random, transform, util
+from . import environ, graph, mixin, nn, optim, random, transform, typing, util
 from ._state import HiddenState, LongTermState, ParamState, ShortTermState, State
+from .compat._state import BatchState, maybe_state
+
+#: The brainstate release whose API the facade follows (``__version__`` is the facade's own).
+__brainstate_version__ = "0.5.4"
 
 __all__ = [
+    "BatchState",
     "HiddenState",
     "LongTermState",
     "ParamState",
     "ShortTermState",
     "State",
     "environ",
+    "maybe_state",
     "filter",
+    "__brainstate_version__",
+    "__version__",
     "graph",
+    "mixin",
     "nn",
     "optim",
     "random",
     "transform",
+    "typing",
     "util",
 ]

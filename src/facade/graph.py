@@ -19,19 +19,21 @@ from __future__ import annotations
 import operator
 import types
 import typing
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 
 import jax
 import numpy as np
 
 from ._filters import All, Any, Not, to_predicate
 from ._state import State, peek
+from .util._pretty import PrettyObject
 
 __all__ = [
     "All",
     "Any",
     "FlatDict",
     "NestedDict",
+    "Node",
     "Not",
     "describe_state",
     "states",
@@ -257,9 +259,115 @@ class FlatDict(_SortedDict):
             node[keys[-1]] = value
         return _resorted(root)
 
+    # brainstate's FlattedDict methods (brainstate.util.FlattedDict is this class).
+
+    def to_nest(self) -> NestedDict:
+        """brainstate's name for :meth:`to_nested`."""
+        return self.to_nested()
+
+    def filter(self, first: typing.Any, /, *filters: typing.Any) -> FlatDict | tuple[FlatDict, ...]:
+        """The entries each filter matches: one FlatDict per filter (a tuple for several).
+
+        Each entry goes to the first filter it matches; entries matching none are dropped.
+
+        Raises:
+            TypeError: a filter is not a valid filter.
+
+        Example:
+            >>> import jax.numpy as jnp, facade
+            >>> from facade.graph import FlatDict
+            >>> w, h = facade.ParamState(jnp.zeros(1)), facade.HiddenState(0.0)
+            >>> d = FlatDict({("w",): w, ("h",): h})
+            >>> list(d.filter(facade.ParamState))
+            [('w',)]
+        """
+        groups, _ = self._group((first, *filters))
+        return groups[0] if len(groups) == 1 else tuple(groups)
+
+    def split(self, first: typing.Any, /, *filters: typing.Any) -> FlatDict | tuple[FlatDict, ...]:
+        """As :meth:`filter`, but the filters must cover every entry (end with ``...``).
+
+        Raises:
+            ValueError: some entries match no filter.
+            TypeError: a filter is not a valid filter.
+        """
+        groups, rest = self._group((first, *filters))
+        if rest:
+            raise ValueError(
+                f"Non-exhaustive filters, got a non-empty remainder: {list(rest)}.\n"
+                "Use `...` to match all remaining elements."
+            )
+        return groups[0] if len(groups) == 1 else tuple(groups)
+
+    def _group(self, filters: tuple) -> tuple[list[FlatDict], list]:
+        predicates = [to_predicate(f) for f in filters]
+        groups: list[dict] = [{} for _ in predicates]
+        rest = []
+        for path, value in self.items():
+            for group, predicate in zip(groups, predicates, strict=True):
+                if predicate(path, value):
+                    group[path] = value
+                    break
+            else:
+                rest.append(path)
+        return [FlatDict(g) for g in groups], rest
+
+    @staticmethod
+    def merge(*states: typing.Any) -> FlatDict:
+        """One FlatDict of all entries (NestedDicts are flattened first); later ones win."""
+        out: dict = {}
+        for s in states:
+            out.update(s.to_flat() if isinstance(s, NestedDict) else s)
+        return FlatDict(out)
+
+    def to_dict_values(self) -> dict:
+        """A plain dict ``{path: value}``: each State replaced by its ``value``."""
+        return {k: v.value if isinstance(v, State) else v for k, v in self.items()}
+
+    def assign_dict_values(self, data: dict) -> None:
+        """Write ``data[path]`` into each entry: a State's ``value``, or the entry itself.
+
+        Raises:
+            KeyError: a path of this FlatDict is missing from ``data``.
+        """
+        for k in list(self.keys()):
+            if k not in data:
+                raise KeyError(f"Invalid key: {k!r}")
+            if isinstance(self[k], State):
+                self[k].value = data[k]
+            else:
+                self[k] = data[k]
+
 
 def _resorted(d: NestedDict) -> NestedDict:
     return NestedDict({k: _resorted(v) if isinstance(v, NestedDict) else v for k, v in d.items()})
+
+
+class Node(PrettyObject):
+    """Base class of mutable graph nodes (``nn.Module`` is one): brainstate's ``graph.Node``.
+
+    The facade's graph functions walk any object's attributes, so subclassing adds no
+    registration: a Node's states are found by :func:`states` like any object's, sorted by
+    attribute name, minus the names in ``graph_invisible_attrs``. Its repr lists its attributes.
+
+    Example:
+        >>> import jax.numpy as jnp, facade
+        >>> class Model(facade.graph.Node):
+        ...     def __init__(self):
+        ...         self.w = facade.ParamState(jnp.zeros(3))
+        >>> list(facade.graph.states(Model()))
+        [('w',)]
+    """
+
+    graph_invisible_attrs: tuple[str, ...] = ()
+
+    def check_valid_context(self, error_msg: Callable[[], str]) -> None:
+        """Nothing to check: a facade State or Node may be used in any trace.
+
+        brainstate raises ``TraceContextError`` when a node built in one trace level is mutated
+        in another; the facade keeps values out of the objects during traces (a trace never puts
+        a tracer into a State), so every context is valid.
+        """
 
 
 def _children(obj: typing.Any) -> list[tuple[typing.Any, typing.Any]] | None:

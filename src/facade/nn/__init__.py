@@ -67,48 +67,74 @@ from ._activations import (
     tanh,
 )
 from ._collective import init_all_states, reset_all_states
-from ._conv import Conv1d, Conv2d
+from ._conv import Conv1d, Conv2d, Conv3d
 from ._dropout import Dropout
+from ._dynamics import (
+    Dynamics,
+    Prefetch,
+    call_order,
+    exp_euler_step,
+    init_maybe_prefetch,
+    not_receive_update_input,
+    not_receive_update_output,
+    receive_update_input,
+    receive_update_output,
+)
 from ._embedding import Embedding
+from ._group_norm import GroupNorm
 from ._linear import Linear
+from ._lora import LoRA
+from ._map_module import Map
 from ._module import Module
 from ._normalization import BatchNorm0d, BatchNorm1d, BatchNorm2d, LayerNorm, RMSNorm
+from ._param import Const, IdentityT, Param, Regularization, Transform
 from ._rnn import GRUCell, LSTMCell, RNNCell, ValinaRNNCell
 from ._sequential import Sequential
 from ._vmap_init import vmap_init_all_states
+from ._vmap_module import Vmap
 
 __all__ = [
-    "CELU",
-    "ELU",
-    "GELU",
-    "GLU",
-    "SELU",
     "BatchNorm0d",
     "BatchNorm1d",
     "BatchNorm2d",
+    "CELU",
+    "Const",
     "Conv1d",
     "Conv2d",
+    "Conv3d",
     "Dropout",
+    "Dynamics",
+    "ELU",
     "ElementWiseBlock",
     "Embedding",
     "Flatten",
+    "GELU",
+    "GLU",
     "GRUCell",
+    "GroupNorm",
     "Hardsigmoid",
     "Hardswish",
     "Hardtanh",
     "Identity",
+    "IdentityT",
     "LSTMCell",
     "LayerNorm",
     "LeakyReLU",
     "Linear",
+    "Map",
+    "LoRA",
     "LogSigmoid",
     "LogSoftmax",
     "Mish",
     "Module",
+    "Param",
+    "Prefetch",
     "RMSNorm",
     "RNNCell",
     "ReLU",
     "ReLU6",
+    "Regularization",
+    "SELU",
     "Sequential",
     "SiLU",
     "Sigmoid",
@@ -116,9 +142,13 @@ __all__ = [
     "Softplus",
     "Softsign",
     "Tanh",
+    "Transform",
     "ValinaRNNCell",
+    "Vmap",
+    "call_order",
     "celu",
     "elu",
+    "exp_euler_step",
     "gelu",
     "glu",
     "hard_sigmoid",
@@ -127,12 +157,17 @@ __all__ = [
     "hard_tanh",
     "init",
     "init_all_states",
+    "init_maybe_prefetch",
     "leaky_relu",
     "log_sigmoid",
     "log_softmax",
     "logsumexp",
     "mish",
+    "not_receive_update_input",
+    "not_receive_update_output",
     "one_hot",
+    "receive_update_input",
+    "receive_update_output",
     "relu",
     "relu6",
     "reset_all_states",

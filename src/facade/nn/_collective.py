@@ -16,9 +16,18 @@ def _call_all(
     target: typing.Any, hook: str, args: tuple, kwargs: dict, exclude: typing.Any
 ) -> None:
     skip = None if exclude is None else _node_predicate(exclude)
+    ordered = []
     for path, module, _ in walk_modules(target):
         if skip is None or not skip(path, module):
-            getattr(module, hook)(*args, **kwargs)
+            fn = getattr(module, hook)
+            # As brainstate: hooks marked with nn.call_order(level) run after all unmarked ones,
+            # by level (ties in walk order).
+            if hasattr(fn, "call_order"):
+                ordered.append(fn)
+            else:
+                fn(*args, **kwargs)
+    for fn in sorted(ordered, key=lambda f: f.call_order):
+        fn(*args, **kwargs)
 
 
 @typechecked

@@ -15,7 +15,7 @@ from ._checks import InitLike, Integer, positive, to_size, typechecked
 from ._linear import check_param_type
 from ._module import Module
 
-__all__ = ["Conv1d", "Conv2d"]
+__all__ = ["Conv1d", "Conv2d", "Conv3d"]
 
 XAVIER_NORMAL = init.XavierNormal()
 Padding = str | Integer | Sequence[Integer] | Sequence[Sequence[Integer]]
@@ -217,3 +217,23 @@ class Conv2d(_Conv):
     """
 
     num_spatial_dims = 2
+
+
+class Conv3d(_Conv):
+    """A 3-d convolution over volumes ``(batch, height, width, depth, channels)``.
+
+    The arguments are those of :class:`Conv2d`, with three spatial axes: ``in_size`` is
+    ``(height, width, depth, channels)`` (``(channels, height, width, depth)`` with
+    ``channel_first``); the kernel has shape ``(*kernel_size, in_channels // groups,
+    out_channels)``.
+
+    Example:
+        >>> import jax.numpy as jnp, facade
+        >>> conv = facade.nn.Conv3d(in_size=(6, 6, 6, 2), out_channels=4, kernel_size=3)
+        >>> conv(jnp.ones((1, 6, 6, 6, 2))).shape, conv.weight.value["weight"].shape
+        ((1, 6, 6, 6, 4), (3, 3, 3, 2, 4))
+        >>> facade.nn.Conv3d((6, 6, 6, 2), 4, 3, stride=2, padding="VALID").out_size
+        (2, 2, 2, 4)
+    """
+
+    num_spatial_dims = 3

@@ -14,6 +14,7 @@ from .. import graph
 from .._core import keys
 from .._state import State
 from ..graph import describe_state
+from ..mixin import ParamDesc
 from ._checks import Size, to_size, typechecked
 
 __all__ = ["Module", "walk_modules"]
@@ -21,7 +22,7 @@ __all__ = ["Module", "walk_modules"]
 _MAX_DEPTH = sys.maxsize
 
 
-class Module:
+class Module(graph.Node, ParamDesc):
     """Base class for models: assign States, sub-Modules and containers of them as attributes.
 
     Subclass it, call ``super().__init__()``, assign :class:`~facade.State` objects,
@@ -58,6 +59,9 @@ class Module:
           bias=ParamState(float32[1]),
         )
     """
+
+    # brainstate's Module is a graph.Node (isinstance checks in client code) and a ParamDesc
+    # (``Cls.desc(...)`` deferred constructors, used by brainpy.state's synapse descriptions).
 
     # Attributes shown first in the repr, when set (layers list their sizes and options).
     _repr_fields: tuple[str, ...] = ("in_size", "out_size")

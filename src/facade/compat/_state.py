@@ -1,0 +1,49 @@
+"""``brainstate._state`` under the alias: the State names clients import by module path.
+
+Besides the facade's State classes it defines the two small names that need nothing of the
+facade's core: :func:`maybe_state` and :class:`BatchState` (re-exported as ``facade.maybe_state``
+and ``facade.BatchState``).
+
+``record_state_value_read`` / ``record_state_value_write`` (which brainpy's ``Variable`` calls)
+are not here: recording a read or write of a value kept outside the State's own slot needs the
+facade's trace frames to accept it, a change to ``facade/_state.py`` (listed on
+docs/brainstate-compatibility.md).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from .._state import HiddenState, LongTermState, ParamState, ShortTermState, State
+
+__all__ = [
+    "BatchState",
+    "HiddenState",
+    "LongTermState",
+    "ParamState",
+    "ShortTermState",
+    "State",
+    "maybe_state",
+]
+
+
+def maybe_state(val: Any) -> Any:
+    """``val.value`` if ``val`` is a State (a recorded read), else ``val`` itself.
+
+    Example:
+        >>> import facade
+        >>> facade.maybe_state(facade.State(2.0)), facade.maybe_state(3.0)
+        (2.0, 3.0)
+    """
+    return val.value if isinstance(val, State) else val
+
+
+class BatchState(LongTermState):
+    """A LongTermState holding the current batch of data; a tag class with nothing added.
+
+    Example:
+        >>> import numpy as np, facade
+        >>> batch = facade.BatchState(np.array([1, 2, 3]), name="current_batch")
+        >>> isinstance(batch, facade.LongTermState)
+        True
+    """
