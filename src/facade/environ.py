@@ -14,15 +14,17 @@ Example:
     >>> import jax.numpy as jnp
     >>> from facade import environ
     >>> with environ.context(precision=64, dt=0.1):
-    ...     jnp.ones(2).dtype, environ.dftype(), environ.get("dt")
-    (dtype('float64'), dtype('float64'), 0.1)
+    ...     jnp.ones(2).dtype, environ.dftype(), environ.get_dt()
+    (dtype('float64'), <class 'numpy.float64'>, 0.1)
     >>> jnp.ones(2).dtype
     dtype('float32')
 """
 
 from __future__ import annotations
 
+import collections
 import contextlib
+import dataclasses
 import threading
 import typing
 from collections.abc import Iterator
@@ -31,7 +33,10 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-__all__ = ["all", "context", "dctype", "dftype", "ditype", "get", "set"]
+__all__ = [
+    *("EnvironmentState", "all", "context", "dctype", "dftype", "ditype", "get", "get_dt"),
+    *("get_precision", "pop", "set", "set_precision"),
+]
 
 _MISSING: typing.Any = object()
 _PRECISIONS: dict[typing.Any, int | str] = {16: 16, 32: 32, 64: 64, "bf16": "bf16"}
@@ -49,6 +54,31 @@ class _Local(threading.local):
 
 
 _local = _Local()
+
+
+@dataclasses.dataclass
+class EnvironmentState:
+    """A store of settings apart from the process-wide ones (brainstate's ``EnvironmentState``).
+
+    ``get``, ``set``, ``pop`` and the getters take one as ``env=``: its context overrides
+    (``contexts[key]``, innermost last), then its ``settings``. Transforms record and compare
+    the process-wide settings only; a library keeping its own defaults here reads them itself.
+
+    Example:
+        >>> from facade import environ
+        >>> mine = environ.EnvironmentState()
+        >>> environ.set(dt=0.001, env=mine)
+        >>> environ.get_dt(env=mine)
+        0.001
+    """
+
+    settings: dict[typing.Any, typing.Any] = dataclasses.field(default_factory=dict)
+    contexts: collections.defaultdict[typing.Any, list[typing.Any]] = dataclasses.field(
+        default_factory=lambda: collections.defaultdict(list)
+    )
+    functions: dict[typing.Any, typing.Any] = dataclasses.field(default_factory=dict)
+    locks: dict[str, typing.Any] = dataclasses.field(default_factory=dict)
+
 
 # Bumped whenever a setting may have changed (``set``, entering or leaving a ``context``): a
 # held transform compares the settings its trace read only when this moved.
@@ -112,10 +142,11 @@ def _x64(enabled: bool) -> contextlib.AbstractContextManager:
     return experimental.enable_x64() if enabled else experimental.disable_x64()  # type: ignore[attr-defined]
 
 
-def set(**settings: typing.Any) -> None:
+def set(*, env: EnvironmentState | None = None, **settings: typing.Any) -> None:
     """Change settings for the whole process (a ``context`` block still overrides them).
 
     Args:
+        env: change these settings of ``env`` instead (no JAX configuration is touched).
         **settings: ``precision`` (16, 32, 64 or ``'bf16'``) and any other named values.
 
     Raises:
@@ -128,6 +159,9 @@ def set(**settings: typing.Any) -> None:
         True
     """
     settings = _checked(dict(settings))
+    if env is not None:
+        env.settings.update(settings)
+        return
     with _lock:
         _version[0] += 1
         _global.update(settings)
@@ -135,12 +169,20 @@ def set(**settings: typing.Any) -> None:
             jax.config.update("jax_enable_x64", settings["precision"] == 64)
 
 
-def get(key: str, default: typing.Any = _MISSING) -> typing.Any:
+def get(
+    key: str,
+    default: typing.Any = _MISSING,
+    desc: str | None = None,
+    *,
+    env: EnvironmentState | None = None,
+) -> typing.Any:
     """The current value of setting ``key`` in this thread.
 
     Args:
         key: the setting's name.
         default: returned when the setting does not exist.
+        desc: what the setting is for, named in the error when it is missing.
+        env: read ``env``'s settings instead of this thread's and the process's.
 
     Returns:
         The innermost ``context`` override, else the process-wide value, else ``default``.
@@ -154,18 +196,92 @@ def get(key: str, default: typing.Any = _MISSING) -> typing.Any:
         3
     """
     value = _MISSING
-    for frame in reversed(_local.stack):
-        if key in frame:
-            value = frame[key]
-            break
+    if env is not None:
+        overrides = env.contexts.get(key)
+        value = overrides[-1] if overrides else env.settings.get(key, _MISSING)
     else:
-        value = _global.get(key, _MISSING)
-    for reads in _local.recorders:
-        reads.setdefault(key, value)
+        for frame in reversed(_local.stack):
+            if key in frame:
+                value = frame[key]
+                break
+        else:
+            value = _global.get(key, _MISSING)
+        for reads in _local.recorders:
+            reads.setdefault(key, value)
     if value is not _MISSING:
         return value
     if default is _MISSING:
-        raise KeyError(f"environ: no setting named {key!r} (set it, or pass a default)")
+        what = f" ({desc})" if desc else ""
+        raise KeyError(f"environ: no setting named {key!r}{what} (set it, or pass a default)")
+    return default
+
+
+def get_dt(*, env: EnvironmentState | None = None) -> typing.Any:
+    """The integration time step: the setting ``dt``.
+
+    Raises:
+        KeyError: ``dt`` is not set.
+
+    Example:
+        >>> from facade import environ
+        >>> with environ.context(dt=0.05):
+        ...     environ.get_dt()
+        0.05
+    """
+    return get("dt", env=env)
+
+
+def get_precision(*, env: EnvironmentState | None = None) -> int:
+    """The precision in bits: 16, 32 or 64 (``'bf16'`` counts as 16).
+
+    Example:
+        >>> from facade import environ
+        >>> with environ.context(precision="bf16"):
+        ...     environ.get_precision()
+        16
+    """
+    precision = get("precision", 64 if jax.config.read("jax_enable_x64") else 32, env=env)
+    return 16 if precision == "bf16" else int(precision)
+
+
+def set_precision(precision: int | str, *, env: EnvironmentState | None = None) -> None:
+    """``set(precision=precision)``: 16, 32, 64 or ``'bf16'``.
+
+    Raises:
+        ValueError: another precision.
+    """
+    set(precision=precision, env=env)
+
+
+def pop(
+    key: str, default: typing.Any = _MISSING, *, env: EnvironmentState | None = None
+) -> typing.Any:
+    """Remove the process-wide setting ``key`` and return its value.
+
+    Raises:
+        KeyError: ``key`` is not set and no ``default`` was given.
+        ValueError: a ``context`` block of this thread overrides ``key`` right now.
+
+    Example:
+        >>> from facade import environ
+        >>> environ.set(scratch=1)
+        >>> environ.pop("scratch"), environ.get("scratch", None)
+        (1, None)
+    """
+    if env is not None:
+        if env.contexts.get(key):
+            raise ValueError(f"environ: {key!r} is overridden by an active context")
+        if key in env.settings:
+            return env.settings.pop(key)
+    else:
+        if any(key in frame for frame in _local.stack):
+            raise ValueError(f"environ: {key!r} is overridden by an active context; pop it after")
+        with _lock:
+            if key in _global:
+                _version[0] += 1
+                return _global.pop(key)
+    if default is _MISSING:
+        raise KeyError(f"environ: no setting named {key!r}")
     return default
 
 
@@ -191,10 +307,13 @@ def all() -> dict[str, typing.Any]:
 
 
 @contextlib.contextmanager
-def context(**settings: typing.Any) -> Iterator[dict[str, typing.Any]]:
+def context(
+    *, env: EnvironmentState | None = None, **settings: typing.Any
+) -> Iterator[dict[str, typing.Any]]:
     """Override settings in this thread for the duration of a ``with`` block.
 
     Args:
+        env: override these settings of ``env`` instead (no JAX configuration is touched).
         **settings: ``precision`` (16, 32, 64 or ``'bf16'``) and any other named values.
 
     Returns:
@@ -211,6 +330,15 @@ def context(**settings: typing.Any) -> Iterator[dict[str, typing.Any]]:
         dtype('float64')
     """
     settings = _checked(dict(settings))
+    if env is not None:
+        for key, value in settings.items():
+            env.contexts[key].append(value)
+        try:
+            yield {**env.settings, **{k: v[-1] for k, v in env.contexts.items() if v}}
+        finally:
+            for key in settings:
+                env.contexts[key].pop()
+        return
     with contextlib.ExitStack() as stack:
         if "precision" in settings:
             stack.enter_context(_x64(settings["precision"] == 64))
@@ -223,8 +351,9 @@ def context(**settings: typing.Any) -> Iterator[dict[str, typing.Any]]:
             _version[0] += 1
 
 
-def dftype() -> np.dtype:
-    """The default float dtype for the current ``precision``.
+def dftype() -> type:
+    """The default float type for the current ``precision``, as a numpy scalar type (as in
+    brainstate; ``jnp.zeros(3, environ.dftype())`` and ``np.dtype(environ.dftype())`` work).
 
     Returns:
         float16, float32, float64 or bfloat16 for precision 16, 32, 64 or ``'bf16'``.
@@ -233,34 +362,35 @@ def dftype() -> np.dtype:
         >>> from facade import environ
         >>> with environ.context(precision="bf16"):
         ...     environ.dftype()
-        dtype(bfloat16)
+        <class 'ml_dtypes.bfloat16'>
     """
-    return np.dtype(_FLOATS[get("precision")])
+    return np.dtype(_FLOATS[get("precision")]).type
 
 
-def ditype() -> np.dtype:
-    """The default integer dtype: int64 at precision 64, else int32.
+def ditype() -> type:
+    """The default integer type: int64 at precision 64, else int32 (a numpy scalar type).
 
     Returns:
-        A numpy dtype.
+        ``numpy.int64`` or ``numpy.int32``.
 
     Example:
         >>> from facade import environ
         >>> environ.ditype()
-        dtype('int32')
+        <class 'numpy.int32'>
     """
-    return np.dtype(np.int64 if get("precision") == 64 else np.int32)
+    return np.int64 if get("precision") == 64 else np.int32
 
 
-def dctype() -> np.dtype:
-    """The default complex dtype: complex128 at precision 64, else complex64.
+def dctype() -> type:
+    """The default complex type: complex128 at precision 64, else complex64 (a numpy scalar
+    type).
 
     Returns:
-        A numpy dtype.
+        ``numpy.complex128`` or ``numpy.complex64``.
 
     Example:
         >>> from facade import environ
         >>> environ.dctype()
-        dtype('complex64')
+        <class 'numpy.complex64'>
     """
-    return np.dtype(np.complex128 if get("precision") == 64 else np.complex64)
+    return np.complex128 if get("precision") == 64 else np.complex64

@@ -5,6 +5,7 @@ import threading
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 import pytest
 
 from facade import environ
@@ -110,3 +111,78 @@ def test_invalid_precision_raises_value_error(bad):
 def test_docstring_examples():
     result = doctest.testmod(environ)
     assert result.failed == 0 and result.attempted > 0
+
+
+# --- brainstate's getters and EnvironmentState (issue 18) -------------------------------------
+
+
+def test_get_dt_and_precision_follow_the_settings():
+    with environ.context(dt=0.01):
+        assert environ.get_dt() == 0.01
+        with environ.context(dt=0.001):
+            assert environ.get_dt() == 0.001
+    with environ.context(precision=64):
+        assert environ.get_precision() == 64
+    with environ.context(precision="bf16"):
+        assert environ.get_precision() == 16  # brainstate reports bfloat16 as 16 bits
+    assert environ.get_precision() == 32
+    with pytest.raises(KeyError, match="unset_dt_probe"):
+        environ.get("unset_dt_probe")
+
+
+def test_set_precision_sets_jax_x64_and_back():
+    environ.set_precision(64)
+    try:
+        assert environ.get_precision() == 64 and jnp.ones(1).dtype == jnp.float64
+    finally:
+        environ.set_precision(32)
+    assert jnp.ones(1).dtype == jnp.float32
+    with pytest.raises(ValueError, match="precision"):
+        environ.set_precision(12)
+
+
+def test_pop_removes_a_process_wide_setting():
+    environ.set(temp_param="temporary")
+    assert environ.pop("temp_param") == "temporary"
+    assert environ.get("temp_param", None) is None
+    assert environ.pop("temp_param", 5) == 5
+    with pytest.raises(KeyError):
+        environ.pop("temp_param")
+    environ.set(kept=1)
+    with environ.context(kept=2), pytest.raises(ValueError, match="context"):
+        environ.pop("kept")
+    assert environ.pop("kept") == 1
+
+
+def test_dtypes_are_numpy_scalar_types_as_in_brainstate():
+    assert environ.dftype() is np.float32 and environ.ditype() is np.int32
+    assert environ.dctype() is np.complex64
+    with environ.context(precision=64):
+        assert environ.dftype() is np.float64 and environ.ditype() is np.int64
+    assert jnp.zeros(2, environ.dftype()).dtype == jnp.float32
+
+
+def test_an_environment_state_is_separate_from_the_global_settings():
+    mine = environ.EnvironmentState()
+    environ.set(dt=0.001, env=mine)
+    assert environ.get_dt(env=mine) == 0.001
+    assert environ.get("dt", None, env=mine) == 0.001
+    with environ.context(dt=0.5, env=mine) as now:
+        assert now["dt"] == 0.5 and environ.get_dt(env=mine) == 0.5
+    assert environ.get_dt(env=mine) == 0.001
+    environ.set_precision(64, env=mine)  # no JAX configuration touched
+    assert environ.get_precision(env=mine) == 64 and jnp.ones(1).dtype == jnp.float32
+    assert environ.pop("dt", env=mine) == 0.001 and "dt" not in mine.settings
+
+
+def test_a_held_jit_reading_get_dt_traces_again_when_dt_changes():
+    from facade import transform
+
+    @transform.jit
+    def decay(v):
+        return v * (1.0 - environ.get_dt())
+
+    with environ.context(dt=0.1):
+        np.testing.assert_allclose(decay(1.0), 0.9)
+    with environ.context(dt=0.5):
+        np.testing.assert_allclose(decay(1.0), 0.5)
