@@ -169,16 +169,6 @@ def test_debug_nan_raises_in_the_process_that_holds_the_nan(report: dict[str, An
     assert last["value"]["states_finite"]
 
 
-CORE_CHANGE_JIT = (
-    "src/facade/_autodiff.py, _report_non_finite (the in-program check of debug_nan under "
-    "jit): jax.debug.callback runs on one device only (process 0, the gradients gathered to "
-    "it), so process 0 raises and the others return NaN gradients and run on alone into the "
-    "next collective. Needed: reduce to one replicated all-finite flag in the program and "
-    "call jax.debug.callback(..., partitioned=True) so that the check runs, and raises, in "
-    "every process."
-)
-
-
 def test_debug_nan_eager_raises_in_every_process(report: dict[str, Any]) -> None:
     """Every process raises (none waits in a collective for a diagnostic re-run)."""
     for i, proc in enumerate(report["processes"]):
@@ -186,13 +176,15 @@ def test_debug_nan_eager_raises_in_every_process(report: dict[str, Any]) -> None
         assert result["ok"] and not result["value"]["call"]["ok"], f"process {i}: {result}"
 
 
-@pytest.mark.xfail(strict=True, reason=CORE_CHANGE_JIT)
 def test_debug_nan_under_jit_raises_in_every_process(report: dict[str, Any]) -> None:
+    """The in-program check is a partitioned callback of one replicated flag: it runs, and
+    raises, in every process."""
     for i, value in enumerate(each(report, "debug_nan_jit")):
         assert not value["call"]["ok"], f"process {i} returned NaN gradients without error"
 
 
 # --- the order of initialisation ------------------------------------------------------------
+
 
 def test_import_facade_then_initialize(report: dict[str, Any]) -> None:
     """``import facade`` starts no JAX backend, so jax.distributed.initialize() may follow it.

@@ -100,11 +100,21 @@ def _while_loop_hint(name: str) -> Iterator[None]:
         ) from None
 
 
-def _report_non_finite(name: str, grads: Any) -> None:
+def _all_finite(grads: Any) -> Any:
+    """One boolean: whether every inexact leaf of ``grads`` is finite (reduced in the program,
+    so that it is the same on every device and in every process)."""
+    flags = [
+        jnp.all(jnp.isfinite(g))
+        for g in jax.tree.leaves(grads)
+        if jnp.issubdtype(g.dtype, jnp.inexact)
+    ]
+    return jnp.all(jnp.stack(flags)) if flags else jnp.array(True)
+
+
+def _report_non_finite(name: str, finite: Any) -> None:
     """Run-time check (through ``jax.debug.callback``) for a program traced inside another."""
-    for g in jax.tree.leaves(grads):
-        if jnp.issubdtype(g.dtype, jnp.inexact) and not bool(jnp.all(jnp.isfinite(g))):
-            raise FloatingPointError(f"debug_nan: the gradients of {name!r} hold NaN or Inf")
+    if not bool(finite):
+        raise FloatingPointError(f"debug_nan: the gradients of {name!r} hold NaN or Inf")
 
 
 def _split_aux(out: Any, has_aux: bool, name: str) -> tuple[Any, Any]:
@@ -212,7 +222,13 @@ def _lower_autodiff(
             else:
                 (grads, (aux, written)), value = out, None
             if check_in_program:
-                jax.debug.callback(functools.partial(_report_non_finite, name), grads)
+                # Partitioned: the check runs on every device, so every process raises, not only
+                # the one a single callback would run in.
+                jax.debug.callback(
+                    functools.partial(_report_non_finite, name),
+                    _all_finite(grads),
+                    partitioned=True,
+                )
             return engine.pack(grads, value, aux, has_aux, return_value), written
 
         return program
