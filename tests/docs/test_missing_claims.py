@@ -96,18 +96,18 @@ def test_claims_are_found() -> None:
     stale = """* `brainstate.nn` here is the `Module` base class only: no `Linear`, `Dropout`,
     optimizers or other layers."""
     assert claimed_missing(stale) == ["Linear", "Dropout"]
-    assert claimed_missing("`brainstate.nn.GRUCell` and `Conv3d` are not provided.") == [
+    assert claimed_missing("`brainstate.nn.GRUCell` and `MaxPool2d` are not provided.") == [
         "brainstate.nn.GRUCell"
     ]
     assert claimed_missing("missing: `vmap2`, `StatefulMapping`") == ["vmap2"]
-    assert claimed_missing("Not yet: pooling, `Conv3d`, `nn.Linear`. But `Dropout`.") == [
+    assert claimed_missing("Not yet: pooling, `MaxPool2d`, `nn.Linear`. But `Dropout`.") == [
         "nn.Linear"
     ]
     # Not claims about the facade, or about names it does not provide.
     assert claimed_missing("so no `eqx.filter`/`eqx.partition` is needed") == []
     assert claimed_missing("the rest of `brainstate.util` is not provided") == []
     assert claimed_missing("No tracer ever lands in a `State`.") == []
-    assert claimed_missing("no `Conv3d`, `MaxPool2d` or `Delay`") == []
+    assert claimed_missing("no `AvgPool1d`, `MaxPool2d` or `Delay`") == []
 
 
 @pytest.mark.parametrize("path", PAGES, ids=[str(p.relative_to(ROOT)) for p in PAGES])
