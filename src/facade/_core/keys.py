@@ -4,7 +4,8 @@ Every cache of the facade keys its entries with the pieces here (the reuse rule 
 stated in ``sites``):
 
 * :class:`Ident`/:class:`Held`: an object by identity, held weakly where Python allows it;
-* :func:`value_key`: a transform's options;
+* :func:`function_key`: a function by its code and what its closure holds (the discovery memo of
+  one call, ``bridge.shared_discoveries``, finds a body traced twice in that call with it);
 * :class:`Signature`: the parts of a call a trace depends on beyond array shapes and dtypes
   (tree structure, static arguments and leaves; a ``Module`` argument by its plain attributes,
   see :func:`module_key`);
@@ -52,9 +53,6 @@ class Ident:
         _LIVE[id(obj)] = made
         return made
 
-    def alive(self) -> bool:
-        return self.ref() is not None
-
 
 _LIVE: dict[int, Ident] = {}
 
@@ -84,9 +82,6 @@ class Held:
 
     def ref(self) -> Any:
         return self.obj
-
-    def alive(self) -> bool:
-        return True
 
 
 _PLAIN = (type(None), bool, int, float, complex, str, bytes, type(Ellipsis))

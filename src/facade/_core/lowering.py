@@ -117,12 +117,6 @@ def _make(closed: Any, out_tree: Any, options: dict[str, Any], name: str | None)
     return jax.jit(run, **jit_options)
 
 
-def clear() -> None:
-    """Forget every shared executable (the next call of each program compiles again)."""
-    with _lock:
-        _executables.clear()
-
-
 def count() -> int:
     return len(_executables)
 

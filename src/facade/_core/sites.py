@@ -207,10 +207,9 @@ class Lowering:
         try:
             values = [r()._value for r in entry.refs]  # type: ignore[union-attr]
             out = entry.exe(values, *args_dyn, entry.consts, **kw_dyn)
-        except AttributeError as err:  # a State of the entry was collected: trace again
+        except AttributeError:  # a State of the entry was collected: trace again
             if not _dead(entry.refs):
                 raise
-            del err
             self._explain(fn, "a State its trace read was garbage-collected")
             return self._run_new(fn, key, sig, args, kwargs, check_result)
         except lowering.ShapesChanged as err:
@@ -230,7 +229,7 @@ class Lowering:
         if check_result is not None:
             check_result(result)
         if write_refs:
-            _check_concrete(write_refs, written, self._label(fn))
+            _check_concrete(write_refs, written, self, fn)
             for r, v in zip(write_refs, written, strict=True):
                 r()._value = v  # type: ignore[union-attr]
         return result
@@ -572,7 +571,9 @@ def _name(fn: Any) -> str:
     return getattr(fn, "__qualname__", None) or getattr(fn, "__name__", None) or repr(fn)
 
 
-def _check_concrete(refs: Sequence[Callable[[], Any]], values: Sequence[Any], label: str) -> None:
+def _check_concrete(
+    refs: Sequence[Callable[[], Any]], values: Sequence[Any], site: Lowering, fn: Any
+) -> None:
     """Refuse to store a tracer of a JAX transform the facade does not own (raw jax.jit).
 
     Called before any state is assigned, so a refusal leaves every State as it was.
@@ -585,7 +586,7 @@ def _check_concrete(refs: Sequence[Callable[[], Any]], values: Sequence[Any], la
             and any(isinstance(x, jax.core.Tracer) for x in jax.tree.leaves(v))
         ):
             raise RuntimeError(
-                f"{label!r} writes {r()._describe()} inside a JAX transformation "
+                f"{site._label(fn)!r} writes {r()._describe()} inside a JAX transformation "
                 "(jax.jit, jax.vmap, jax.lax.scan, ...) that the facade cannot thread states "
                 "through, so its new value would be a tracer. Use the facade's transform "
                 "(facade.transform.jit, vmap, for_loop, ...) around the whole computation, or "
