@@ -401,16 +401,20 @@ def _show(aval: Any) -> str:
 
 
 def _shape_cause(err: lowering.ShapesChanged, entry: Entry) -> str:
+    """Which State (or argument) now has another shape: ``err.position`` counts the flat
+    inputs, the States' leaves first."""
     try:
         states = entry.d.states
     except DeadState:
         states = ()
-    if 0 <= err.position < len(states):
-        return (
-            f"{states[err.position]._describe()} now holds {err.given.str_short()} "
-            f"(was {err.traced.str_short()})"
-        )
-    return f"an input is {err.given.str_short()} (was {err.traced.str_short()})"
+    given, traced = err.given.str_short(), err.traced.str_short()
+    start = 0
+    for s in states:
+        n = len(jax.tree.leaves(s._value))
+        if start <= err.position < start + n:
+            return f"{s._describe()} now holds {given} (was {traced})"
+        start += n
+    return f"an input is {given} (was {traced})"
 
 
 # --- transforms called anew -----------------------------------------------------------------
