@@ -272,11 +272,7 @@ class Lowering:
         options = {} if self.jit_kwargs is None else self.jit_kwargs(sig.num_args)
         exe, consts, regroup = lowering.executable(traced, options, self.name)
         entry = Entry(d, exe, consts, regroup, settings)
-        self.last = entry.d
-        if self.hint is not None:
-            if len(_GUESSES) >= _MAX_GUESSES:
-                _GUESSES.clear()
-            _GUESSES[self.hint] = entry.d
+        self._remember(entry.d)
         if nested:  # read through ``.value``, so that the enclosing trace records the reads
             values = [s.value if s in d.reads else peek(s) for s in d.states]
         else:
@@ -323,6 +319,14 @@ class Lowering:
                 return Discovery((*first, *(s for s in states if s not in given)), writes)
         return Discovery(first, ())
 
+    def _remember(self, d: WeakDiscovery) -> None:
+        """Keep the states of this trace as the next trace's first guess."""
+        self.last = d
+        if self.hint is not None:
+            if len(_GUESSES) >= _MAX_GUESSES:
+                _GUESSES.clear()
+            _GUESSES[self.hint] = d
+
     def _nested(
         self,
         fn: Callable[..., Any],
@@ -330,14 +334,22 @@ class Lowering:
         kwargs: dict[str, Any],
         check_result: Callable[[Any], None] | None,
     ) -> Any:
-        """Inside another facade trace: trace in place, reads and writes in the outer frame."""
-        entry, args_dyn, kw_dyn, values = self._entry(fn, None, args, kwargs, nested=True)
-        out = entry.exe(values, *args_dyn, entry.consts, **kw_dyn)
-        result, written = lowering.regrouped(out, entry.regroup)
+        """Inside another facade trace: trace in place, reads and writes in the outer frame.
+
+        The traced program becomes part of the outer one (no executable of its own: the outer
+        trace records its settings and keys the whole program)."""
+        sig = self._signature(args, kwargs)
+        args_dyn, kw_dyn = sig.split(args, kwargs)
+        with shared_discoveries():
+            traced, d, _ = self._trace(fn, sig, args_dyn, kw_dyn)
+        self._remember(WeakDiscovery(d))
+        # Read through ``.value``, so that the enclosing trace records the reads.
+        values = [s.value if s in d.reads else peek(s) for s in d.states]
+        result, written = traced(values, *args_dyn, **kw_dyn)
         if check_result is not None:
             check_result(result)
-        for r, v in zip(entry.write_refs, written, strict=True):
-            r().value = v  # type: ignore[union-attr]
+        for s, v in zip(d.writes, written, strict=True):
+            s.value = v
         return result
 
     def prepare(
