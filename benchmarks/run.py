@@ -523,27 +523,22 @@ def main(argv: list[str] | None = None) -> int:
                 f"; trace and lookup about {extra * 1e3:.2f} ms per call; executables compiled "
                 f"over the row's calls: {lowering.BUILT[0] - built}"
             )
-    if "memory" in cases:
-        t0 = time.perf_counter()
-        report.memory = M.grad_calls(calls)
-        print(f"  memory, grad: done in {time.perf_counter() - t0:.1f}s", flush=True)
-    if "checkpointed" in cases:
-        t0 = time.perf_counter()
-        report.checkpointed = M.checkpointed(ckpt_steps, ckpt_width, ckpt_forms)
-        print(f"  memory, checkpointed: done in {time.perf_counter() - t0:.1f}s", flush=True)
-    if "flat" in cases:
-        t0 = time.perf_counter()
-        report.flat = M.transform_calls(flat_calls)
-        print(f"  memory, eager transforms: done in {time.perf_counter() - t0:.1f}s", flush=True)
-
-    if "compiled" in cases:
-        t0 = time.perf_counter()
-        report.compiled = M.compiled_programs(quick)
-        print(f"  memory, compiled programs: done in {time.perf_counter() - t0:.1f}s", flush=True)
-    if "training" in cases:
-        t0 = time.perf_counter()
-        report.training = M.training_rss(training_steps, training_side)
-        print(f"  memory, training steps: done in {time.perf_counter() - t0:.1f}s", flush=True)
+    memory_cases: list[tuple[str, str, Callable[[], Any]]] = [
+        ("memory", "grad", lambda: M.grad_calls(calls)),
+        (
+            "checkpointed",
+            "checkpointed",
+            lambda: M.checkpointed(ckpt_steps, ckpt_width, ckpt_forms),
+        ),
+        ("flat", "eager transforms", lambda: M.transform_calls(flat_calls)),
+        ("compiled", "compiled programs", lambda: M.compiled_programs(quick)),
+        ("training", "training steps", lambda: M.training_rss(training_steps, training_side)),
+    ]
+    for case, label, measure in memory_cases:  # each case fills the report field of its name
+        if case in cases:
+            t0 = time.perf_counter()
+            setattr(report, case, measure())
+            print(f"  memory, {label}: done in {time.perf_counter() - t0:.1f}s", flush=True)
 
     sections = [report.tables()]
     if report.memory:

@@ -66,8 +66,9 @@ def _forget(ident: int, ref: Any) -> None:
 
 
 class Held:
-    """A key part for an object that cannot be referenced weakly: compared by identity and
-    held (only as long as the bounded cache keeps the key)."""
+    """A key part compared by identity that holds its object (only as long as the bounded
+    cache keeps the key): for an object that cannot be referenced weakly, and for objects a
+    shared executable refers to (callbacks, large constants)."""
 
     __slots__ = ("obj",)
 
@@ -360,22 +361,6 @@ class _Unkeyable(Exception):
     """A program holding a tracer of an enclosing trace: it is compiled but not shared."""
 
 
-class ById:
-    """A key part compared by identity that keeps its object alive as long as the key lives
-    (for objects a shared executable refers to: callbacks, large constants)."""
-
-    __slots__ = ("obj",)
-
-    def __init__(self, obj: Any):
-        self.obj = obj
-
-    def __hash__(self) -> int:
-        return id(self.obj)
-
-    def __eq__(self, other: object) -> bool:
-        return isinstance(other, ById) and other.obj is self.obj
-
-
 def program_key(closed: Any) -> Any:
     """A key equal for two traced programs that compute the same thing, or None.
 
@@ -429,7 +414,7 @@ def _constant_key(x: Any) -> Any:
         raise _Unkeyable
     a = np.asarray(x)
     if a.size > _SMALL_CONSTANT:
-        return ("large", a.shape, str(a.dtype), ById(x))
+        return ("large", a.shape, str(a.dtype), Held(x))
     return (a.shape, str(a.dtype), a.tobytes())
 
 
@@ -474,5 +459,5 @@ def _param_key(p: Any, depth: int = 0, within: frozenset[int] = frozenset()) -> 
     try:
         hash(p)
     except TypeError:
-        return ById(p)
+        return Held(p)
     return (type(p), p)
