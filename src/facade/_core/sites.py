@@ -265,11 +265,11 @@ class Lowering:
     ) -> tuple[Entry, tuple[Any, ...], dict[str, Any], list[Any]]:
         sig = sig or self._signature(args, kwargs)
         args_dyn, kw_dyn = sig.split(args, kwargs)
+        options = self._options(sig)
         with environ.recording() as settings, shared_discoveries():
-            traced, d, found = self._trace(fn, sig, args_dyn, kw_dyn)
+            traced, d, found = self._trace(fn, sig, args_dyn, kw_dyn, options)
         if not nested and found is not None:
             _refuse_escaped(found, self._label(fn))
-        options = {} if self.jit_kwargs is None else self.jit_kwargs(sig.num_args)
         exe, consts, regroup = lowering.executable(traced, options, self.name)
         entry = Entry(d, exe, consts, regroup, settings)
         self._remember(entry.d)
@@ -279,13 +279,21 @@ class Lowering:
             values = [s._value for s in d.states]
         return entry, args_dyn, kw_dyn, values
 
+    def _options(self, sig: Signature) -> dict[str, Any]:
+        """The ``jax.jit`` options of the program for this call's signature."""
+        return {} if self.jit_kwargs is None else self.jit_kwargs(sig.num_args)
+
     def _trace(
-        self, fn: Callable[..., Any], sig: Signature, args_dyn: tuple[Any, ...], kw_dyn: Any
+        self,
+        fn: Callable[..., Any],
+        sig: Signature,
+        args_dyn: tuple[Any, ...],
+        kw_dyn: Any,
+        options: dict[str, Any],
     ) -> tuple[Any, Discovery, Discovery | None]:
         """Trace the program on the guessed states; again on the states found, if different."""
         guess = self._guess()
         own = alive(self._own_writes)
-        options = {} if self.jit_kwargs is None else self.jit_kwargs(sig.num_args)
         for attempt in range(2):
             d = guess.with_writes(own)
             values = [peek(s) for s in d.states]
@@ -341,7 +349,7 @@ class Lowering:
         sig = self._signature(args, kwargs)
         args_dyn, kw_dyn = sig.split(args, kwargs)
         with shared_discoveries():
-            traced, d, _ = self._trace(fn, sig, args_dyn, kw_dyn)
+            traced, d, _ = self._trace(fn, sig, args_dyn, kw_dyn, self._options(sig))
         self._remember(WeakDiscovery(d))
         # Read through ``.value``, so that the enclosing trace records the reads.
         values = [s.value if s in d.reads else peek(s) for s in d.states]

@@ -19,9 +19,8 @@ import jax.numpy as jnp
 import functional as F
 from functional import engine
 
-from .._core import lowering
 from .._core.bridge import Discovery, Pure
-from .._core.sites import PLAIN_TYPES, Lowering, hint
+from .._core.sites import PLAIN_TYPES, Lowering, call, hint
 from .._state import ARRAY_TYPES, State, active_frames, frame, peek
 from ._grad_states import RepeatedStates, flatten_grad_states, unread_error
 
@@ -720,22 +719,16 @@ def fwd_grad(
 
 
 def _apply_pullback(pullback: Any, cotangent: Any) -> Any:
-    """Run the pullback as one compiled program, shared by every pullback of the same program.
-
-    The pullback's static part (its linear jaxpr) is a new object on every trace of a
-    transform called anew, so it is traced into the program, not passed to ``jax.jit`` as a
-    static value (which would compile every call); its residuals are arguments.
-    """
-    if active_frames() or any(isinstance(x, jax.core.Tracer) for x in jax.tree.leaves(pullback)):
-        return pullback(cotangent)  # inside a trace: part of the enclosing program
+    """Run the pullback as a transform called anew: its static part (its linear jaxpr) is a new
+    object on every trace of ``vjp``, so it is traced into the program (and the executable
+    found by that program), never passed to ``jax.jit`` as a static value; its residuals are
+    arguments."""
     residuals, structure = jax.tree.flatten(pullback)
 
     def apply(residuals: Any, cotangent: Any) -> Any:
         return jax.tree.unflatten(structure, residuals)(cotangent)
 
-    traced = jax.jit(apply).trace(residuals, cotangent)
-    exe, consts, regroup = lowering.executable(traced, {}, "vjp_pullback")
-    return lowering.regrouped(exe(residuals, cotangent, consts), regroup)
+    return call("vjp_pullback", apply, (residuals, cotangent))
 
 
 def _lower_vjp(
