@@ -557,3 +557,34 @@ def test_fwd_grad_approaches_gradient():
     many, few = error(5000), error(1)
     assert many < 0.01 * norm  # E[error] = (d + 1) * norm / n, about 1e-3 * norm here
     assert many < few
+
+
+def test_a_gradient_transform_on_a_class_binds_like_jax_grad():
+    """Every transform object binds as a method (one base, ``sites.Transformed``): the
+    instance is the first argument, as for the function ``jax.grad`` returns."""
+
+    class Model(facade.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.w = facade.ParamState(jnp.array([1.0, 2.0]))
+
+        def loss(self, x):
+            return jnp.sum(self.w.value * x**2)
+
+        dloss = T.grad(loss, argnums=1)
+        dloss_w = T.grad(loss, grad_states=None, argnums=1, return_value=True)
+
+    class Raw:
+        w = jnp.array([1.0, 2.0])
+
+        def loss(self, x):
+            return jnp.sum(self.w * x**2)
+
+        dloss = jax.grad(loss, argnums=1)
+
+    m, x = Model(), jnp.array([3.0, -1.0])
+    np.testing.assert_allclose(m.dloss(x), Raw().dloss(x))
+    g, value = m.dloss_w(x)
+    np.testing.assert_allclose(g, Raw().dloss(x))
+    np.testing.assert_allclose(value, Raw().loss(x))
+    assert len(facade.graph.states(m)) == 1  # the stored transforms add no state paths

@@ -292,6 +292,53 @@ def test_a_held_jit_retraces_when_a_state_changes_shape():
     assert float(total()) == 6.0
 
 
+def test_a_held_transform_with_one_program_checks_each_calls_inputs():
+    """The held fast path (one traced signature, plain arguments) lets jax.jit check shapes,
+    dtypes and weak types: every other call signature still gets its own trace."""
+    w = bs.ParamState(jnp.array([1.0, 2.0]))
+
+    def f(*xs):
+        return w.value * sum(xs)
+
+    raw = jax.jit(lambda w, *xs: w * sum(xs))
+    others = [
+        (jnp.ones(2, jnp.int32),),  # same shape, other dtype
+        (2.0,),  # a Python number: weakly typed
+        (jnp.float32(2.0),),  # the same value as an array: not weakly typed
+        (jnp.ones(2), 3.0),  # another number of arguments
+        (np.full(2, 4.0, np.float32),),
+    ]
+    for other in others:
+        held = bs.transform.jit(f)  # one program so far: the fast path
+        for args in [(jnp.ones(2),), other, (jnp.ones(2) * 5.0,)]:
+            got, want = held(*args), raw(w.value, *args)
+            assert got.dtype == want.dtype and got.weak_type == want.weak_type
+            np.testing.assert_allclose(got, want)
+    g = bs.transform.grad(lambda x: jnp.sum(w.value * x), grad_states=w)
+    for x in (jnp.ones(2), jnp.ones(2) * 3.0, jnp.ones((3, 2))):
+        np.testing.assert_allclose(g(x), jnp.sum(x.reshape(-1, 2), axis=0))
+
+
+def test_a_held_grad_inside_jit_is_traced_once_on_the_first_call():
+    """The enclosing jit traces twice on its first call (it learns its States from the first
+    trace); the held grad inside is traced once, and its program reused by the second."""
+    w = bs.ParamState(jnp.array([1.0, 2.0]))
+    traces = []
+
+    def loss(x):
+        traces.append(1)
+        return jnp.sum(jnp.sin(w.value * x))
+
+    g = bs.transform.grad(loss, grad_states=w)
+    step = bs.transform.jit(lambda x: g(x))
+    x = jnp.array([0.5, 3.0])
+    np.testing.assert_allclose(step(x), jax.grad(lambda w: jnp.sum(jnp.sin(w * x)))(w.value))
+    assert len(traces) == 1
+    w.value = jnp.array([3.0, 4.0])
+    np.testing.assert_allclose(step(x), jax.grad(lambda w: jnp.sum(jnp.sin(w * x)))(w.value))
+    assert len(traces) == 1
+
+
 def test_explain_retrace_names_the_cause(caplog):
     bs.environ.set(dt=0.1)
     s = bs.State(jnp.ones(2), name="s")

@@ -181,6 +181,22 @@ class Pure:
         self.traced.setdefault(threading.get_ident(), []).append(found)
         return out, written
 
+    def values_of(self, state_values: Sequence[Any], states: Sequence[State]) -> list[Any]:
+        """The values standing for ``states`` among ``state_values`` (one per discovered
+        State), found by identity: no transform relies on where a State sits."""
+        at = {s: i for i, s in enumerate(self.discovery.states)}
+        return [state_values[at[s]] for s in states]
+
+    def replaced(
+        self, state_values: Sequence[Any], states: Sequence[State], new: Sequence[Any]
+    ) -> list[Any]:
+        """``state_values`` with the values of ``states`` (found by identity) replaced."""
+        at = {s: i for i, s in enumerate(self.discovery.states)}
+        out = list(state_values)
+        for s, v in zip(states, new, strict=True):
+            out[at[s]] = v
+        return out
+
     def take_trace(self) -> Discovery | None:
         """What this thread's traces of ``pure`` touched since the last call (every trace:
         JAX may trace a body more than once), or None if it was not traced."""

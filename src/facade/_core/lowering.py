@@ -23,8 +23,10 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 import jax
-from jax._src import core
+from jax._src import config, core
 from jax._src.interpreters import partial_eval as pe
+from jax._src.pjit import jit_p
+from jax._src.sharding_impls import UNSPECIFIED
 
 from .keys import program_key
 
@@ -68,7 +70,7 @@ def executable(
                 pass
             exe, out_tree = found
             return exe, consts, None if out_tree == traced.out_tree else traced.out_tree
-    made = _make(closed, traced.out_tree, options, name)
+    made = _make(traced, options, name)
     if key is not None:
         with _lock:
             _executables[key] = (made, traced.out_tree)
@@ -91,10 +93,27 @@ def _options_key(options: dict[str, Any]) -> Any:
     return items
 
 
-def _make(closed: Any, out_tree: Any, options: dict[str, Any], name: str | None) -> Any:
+def _make(traced: Any, options: dict[str, Any], name: str | None) -> Any:
+    closed = traced.jaxpr
     jaxpr = pe.convert_constvars_jaxpr(closed.jaxpr)
     expected: list[Any] = [v.aval for v in jaxpr.invars]
-    n_consts = len(closed.consts)
+    n_consts, n_in, n_out = len(closed.consts), len(jaxpr.invars), len(jaxpr.outvars)
+    out_tree = traced.out_tree
+    # ``run`` binds the program as one ``jit`` equation over its jaxpr, so that tracing ``run``
+    # records one equation instead of evaluating every equation of the program again (as
+    # costly as the first trace of a large program). Its options (shardings, donation) stay
+    # on the outer ``jax.jit``.
+    params = dict(
+        traced._params,
+        jaxpr=pe.close_jaxpr(jaxpr),
+        in_shardings=(UNSPECIFIED,) * n_in,
+        out_shardings=(UNSPECIFIED,) * n_out,
+        in_layouts=(None,) * n_in,
+        out_layouts=(None,) * n_out,
+        donated_invars=(False,) * n_in,
+        name=name or "program",
+        inline=False,
+    )
 
     def run(*args_and_consts: Any, **kwargs: Any) -> Any:
         *args, consts = args_and_consts
@@ -104,14 +123,18 @@ def _make(closed: Any, out_tree: Any, options: dict[str, Any], name: str | None)
             got: Any = core.typeof(x)
             if (got.shape, got.dtype, got.weak_type) != (want.shape, want.dtype, want.weak_type):
                 raise ShapesChanged(i - n_consts, want, got)
-        return jax.tree.unflatten(out_tree, core.eval_jaxpr(jaxpr, (), *flat))
+        if config.debug_nans.value or config.debug_infs.value:
+            # JAX's NaN checks re-run ``run`` equation by equation to name the operation that
+            # made the NaN; they cannot look inside a bare ``jit`` equation.
+            out = core.eval_jaxpr(jaxpr, (), *flat)
+        else:
+            out = jit_p.bind(*flat, **params)
+        return jax.tree.unflatten(out_tree, out)
 
     if name:
         run.__name__ = run.__qualname__ = name
     jit_options = dict(options)
     if "in_shardings" in jit_options:  # one more positional argument: the constants
-        from jax._src.sharding_impls import UNSPECIFIED
-
         jit_options["in_shardings"] = (*jit_options["in_shardings"], UNSPECIFIED)
     BUILT[0] += 1
     return jax.jit(run, **jit_options)

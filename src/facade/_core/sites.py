@@ -47,6 +47,7 @@ from .. import environ
 from .._state import State, _local, is_abstract, peek
 from . import lowering
 from .bridge import Discovery, Pure, WeakDiscovery, alive, shared_discoveries
+from .bridge import _shared as _shared_state
 from .keys import DeadState, Signature
 
 Program = Callable[..., tuple[Any, Sequence[Any]]]
@@ -150,6 +151,10 @@ class Lowering:
         self.jit_kwargs = jit_kwargs
         self.name = name
         self.cache: dict[Any, Entry] = {}
+        # The only entry while there is one, and its number of arguments: the fast path of
+        # __call__.
+        self.only: Entry | None = None
+        self.only_arity = -1
         # The states of the last trace: the first guess for a new signature.
         self.hint = hint
         self.last: WeakDiscovery | None = _GUESSES.get(hint) if hint is not None else None
@@ -189,11 +194,45 @@ class Lowering:
         args: tuple[Any, ...],
         kwargs: dict[str, Any],
         check_result: Callable[[Any], None] | None = None,
+        inputs: Any = None,
     ) -> Any:
         """Run ``fn(*args, **kwargs)`` through its program; ``check_result(result)`` may raise
-        before any state is written."""
+        before any state is written. ``inputs`` (a pytree of arrays: ``jvp``'s tangents) are
+        the transform's own inputs, not the function's: the program is then called as
+        ``program(state_values, inputs, *args, **kwargs)``, and the call is not kept (a
+        transform with inputs of its own is called anew)."""
         if _local.frames:
-            return self._nested(fn, args, kwargs, check_result)
+            return self._nested(fn, args, kwargs, check_result, inputs)
+        if inputs is not None:
+            return self._run_new(fn, None, None, args, kwargs, check_result, inputs)
+        only = self.only
+        if (
+            only is not None
+            and len(args) == self.only_arity
+            and not kwargs
+            and not self.static_argnums
+        ):
+            # One entry so far and a call of plain arrays or numbers: ``jax.jit`` checks their
+            # shapes, dtypes and weak types in C++ (the executable raises ShapesChanged for
+            # others), which is all the key of such a call would compare.
+            for a in args:
+                if type(a) not in PLAIN_TYPES:
+                    break
+            else:
+                if only.settings and only.settings_changed() is not None:
+                    self.only = None  # the keyed path below says why and traces again
+                else:
+                    try:
+                        values = [r()._value for r in only.refs]  # type: ignore[union-attr]
+                        out = only.exe(values, *args, only.consts)
+                    except (AttributeError, lowering.ShapesChanged):
+                        pass  # a State was collected, or new shapes: the keyed path below
+                    else:
+                        if only.regroup is not None:
+                            out = lowering.regrouped(out, only.regroup)
+                        if check_result is None and not only.write_refs:
+                            return out[0]
+                        return self._finish(fn, only.write_refs, out[0], out[1], check_result)
         key, sig = self._key(args, kwargs)
         entry = self.cache.get(key) if key is not None else None
         if entry is not None:
@@ -242,15 +281,18 @@ class Lowering:
         args: tuple[Any, ...],
         kwargs: dict[str, Any],
         check_result: Callable[[Any], None] | None,
+        inputs: Any = None,
     ) -> Any:
         """Trace this call, find its executable, run it and remember the entry."""
         if not self.cache:
             self._explain(fn, "new function")
         elif key is not None and key not in self.cache:
             self._explain(fn, _key_cause(key, self.cache))
-        entry, args_dyn, kw_dyn, values = self._entry(fn, sig, args, kwargs)
+        entry, args_dyn, kw_dyn, values = self._entry(fn, sig, args, kwargs, inputs=inputs)
         if key is not None and not lowering.consts_hold_tracers(entry.consts):
             self.cache[key] = entry
+        self.only = entry if len(self.cache) == 1 and key in self.cache else None
+        self.only_arity = len(args)
         out = entry.exe(values, *args_dyn, entry.consts, **kw_dyn)
         result, written = lowering.regrouped(out, entry.regroup)
         return self._finish(fn, entry.write_refs, result, written, check_result)
@@ -262,9 +304,12 @@ class Lowering:
         args: tuple[Any, ...],
         kwargs: dict[str, Any],
         nested: bool = False,
+        inputs: Any = None,
     ) -> tuple[Entry, tuple[Any, ...], dict[str, Any], list[Any]]:
         sig = sig or self._signature(args, kwargs)
         args_dyn, kw_dyn = sig.split(args, kwargs)
+        if inputs is not None:  # the program's own inputs come first (see __call__)
+            args_dyn = (inputs, *args_dyn)
         options = self._options(sig)
         with environ.recording() as settings, shared_discoveries():
             traced, d, found = self._trace(fn, sig, args_dyn, kw_dyn, options)
@@ -341,6 +386,7 @@ class Lowering:
         args: tuple[Any, ...],
         kwargs: dict[str, Any],
         check_result: Callable[[Any], None] | None,
+        inputs: Any = None,
     ) -> Any:
         """Inside another facade trace: trace in place, reads and writes in the outer frame.
 
@@ -348,8 +394,9 @@ class Lowering:
         trace records its settings and keys the whole program)."""
         sig = self._signature(args, kwargs)
         args_dyn, kw_dyn = sig.split(args, kwargs)
-        with shared_discoveries():
-            traced, d, _ = self._trace(fn, sig, args_dyn, kw_dyn, self._options(sig))
+        if inputs is not None:  # the program's own inputs come first (see __call__)
+            args_dyn = (inputs, *args_dyn)
+        traced, d = self._nested_trace(fn, sig, args, kwargs, args_dyn, kw_dyn, inputs is None)
         self._remember(WeakDiscovery(d))
         # Read through ``.value``, so that the enclosing trace records the reads.
         values = [s.value if s in d.reads else peek(s) for s in d.states]
@@ -359,6 +406,43 @@ class Lowering:
         for s, v in zip(d.writes, written, strict=True):
             s.value = v
         return result
+
+    def _nested_trace(
+        self,
+        fn: Callable[..., Any],
+        sig: Signature,
+        args: tuple[Any, ...],
+        kwargs: dict[str, Any],
+        args_dyn: tuple[Any, ...],
+        kw_dyn: dict[str, Any],
+        keyed: bool,
+    ) -> tuple[Any, Discovery]:
+        """The traced program of a nested call. An enclosing lowering that traces its program
+        a second time (its first guess of the States was wrong) reuses this call's program
+        from its first trace, as it reuses the loops' discoveries: nothing can change in
+        between (both traces run in one call, on this thread), and re-tracing a ``grad``
+        inside a ``jit`` would double the first call's cost. A program that closed over a
+        tracer of the first enclosing trace is traced again."""
+        table = _shared_table() if keyed else None
+        memo = None
+        if table is not None:
+            key, _ = self._key(args, kwargs)
+            if key is not None:
+                memo = ("nested", self, key)
+                try:
+                    hit = table.get(memo)
+                except TypeError:  # an unhashable part
+                    memo, hit = None, None
+                if hit is not None:
+                    return hit  # type: ignore[no-any-return]
+        with shared_discoveries():
+            traced, d, _ = self._trace(fn, sig, args_dyn, kw_dyn, self._options(sig))
+        if memo is not None and table is not None:
+            # Tracers of the enclosing trace it closed over: in ``_consts`` (as inputs) or in
+            # the jaxpr's constants.
+            if not traced._consts and not lowering.consts_hold_tracers(traced.jaxpr.consts):
+                table[memo] = (traced, d)
+        return traced, d
 
     def prepare(
         self, fn: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any]
@@ -371,7 +455,7 @@ class Lowering:
     def clear(self) -> None:
         """Forget every traced signature (the shared executables stay)."""
         self.cache.clear()
-        self.last = None
+        self.only = self.last = None
 
     def _label(self, fn: Any) -> str:
         return self.label or _name(fn)
@@ -392,6 +476,11 @@ def _refuse_escaped(found: Discovery, label: str) -> None:
             "there. Create it before the transform (e.g. in init_state, then call "
             "init_all_states), and let the transform read and write it."
         )
+
+
+def _shared_table() -> dict[Any, Any] | None:
+    """The memo of the enclosing ``shared_discoveries`` block, if any."""
+    return getattr(_shared_state, "table", None)
 
 
 def _dead(refs: Sequence[Callable[[], Any]]) -> bool:
@@ -481,10 +570,28 @@ def call(
     return site(run, args, kwargs)
 
 
-class HeldTransform:
-    """Base of the wrappers a user holds and calls again (``vmap(f)``, ``checkpoint(f)``,
-    ``shard_map(f, ...)``): a :class:`Lowering` of their own, binding as methods, and opaque to
-    ``facade.graph`` (a transform stored on a model adds no state paths).
+class Transformed:
+    """Base of every transform object a user holds (``jit(f)``, ``grad(f, ...)``, ``vmap(f)``,
+    ...): opaque to ``facade.graph`` (a transform stored on a model adds no state paths), and
+    bound as a method when it decorates a ``def`` in a class, as the function ``jax.jit`` or
+    ``jax.grad`` returns would be: the instance is then the first argument (a Module argument
+    is keyed by its attributes)."""
+
+    graph_opaque = True
+
+    def __get__(self, instance: Any, owner: type | None = None) -> Any:
+        return self if instance is None else self._bind(instance)
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        raise NotImplementedError
+
+    def _bind(self, instance: Any) -> Any:
+        return types.MethodType(self, instance)
+
+
+class HeldTransform(Transformed):
+    """Base of the wrappers traced through a :class:`Lowering` of their own (``vmap(f)``,
+    ``checkpoint(f)``, ``shard_map(f, ...)``).
 
     Args:
         fn: the user's function.
@@ -493,8 +600,6 @@ class HeldTransform:
         kind: the transform's name (for the lowering's hint).
         static_argnums: arguments of ``run`` that are static.
     """
-
-    graph_opaque = True
 
     def __init__(
         self,
@@ -508,11 +613,6 @@ class HeldTransform:
             call_program(), static_argnums=static_argnums, hint=hint(kind, fn)
         )
         functools.update_wrapper(self, fn, updated=())
-
-    def __get__(self, instance: Any, owner: type | None = None) -> Any:
-        """As a method (the decorator on a ``def`` in a class): bound to the instance, which
-        is then the first argument (a Module is keyed by its attributes)."""
-        return self if instance is None else types.MethodType(self, instance)
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
         if _local.frames:

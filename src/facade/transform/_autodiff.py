@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import weakref
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import Any
 
@@ -19,8 +20,8 @@ import jax.numpy as jnp
 import functional as F
 from functional import engine
 
-from .._core.bridge import Discovery, Pure
-from .._core.sites import PLAIN_TYPES, Lowering, call, hint
+from .._core.bridge import Discovery, Pure, alive
+from .._core.sites import PLAIN_TYPES, Lowering, Transformed, call, hint
 from .._state import ARRAY_TYPES, State, active_frames, frame, peek
 from ._grad_states import RepeatedStates, flatten_grad_states, unread_error
 
@@ -39,11 +40,14 @@ def check_facade_argnums(argnums: Any) -> None:
     engine.check_argnums(argnums, allow_negative=False)
 
 
-def _check_reads(name: str, count: int) -> Callable[[Discovery, tuple[State, ...]], None]:
-    """``check`` for a lowering: the first ``count`` states (the grad_states) must be read."""
+def _check_reads(
+    name: str, states: Sequence[State]
+) -> Callable[[Discovery, tuple[State, ...]], None]:
+    """``check`` for a lowering: every one of ``states`` (the grad_states) must be read."""
+    refs = tuple(weakref.ref(s) for s in states)
 
     def check(found: Discovery, first: tuple[State, ...]) -> None:
-        for s in first[:count]:
+        for s in alive(refs):
             if s not in found.reads:
                 raise unread_error(s, name)
 
@@ -53,9 +57,9 @@ def _check_reads(name: str, count: int) -> Callable[[Discovery, tuple[State, ...
 class DrawKey:
     """``fwd_grad``'s default ``key``: a fresh key from ``facade.random`` at every call.
 
-    The lowering gives the program the random state's value (after the grad_states); the
-    program draws with it in a frame of its own and passes the advanced key on to the function,
-    so the draw is threaded through the compiled program like any other state write.
+    The lowering gives the program the random state's value; the program draws with it in a
+    frame of its own and passes the advanced key on to the function, so the draw is threaded
+    through the compiled program like any other state write.
     """
 
     def __repr__(self) -> str:
@@ -65,14 +69,15 @@ class DrawKey:
 DRAW_KEY = DrawKey()
 
 
-def _draw_key(values: Sequence[Any], at: int) -> tuple[Any, list[Any]]:
-    """Split the random state's value at ``values[at]``: ``(key, values with it advanced)``."""
+def _draw_key(pure: Pure, values: Sequence[Any]) -> tuple[Any, list[Any]]:
+    """Split the random state's value in ``values``: ``(key, values with it advanced)``."""
     from .. import random
 
-    with frame({random.DEFAULT: values[at]}) as f:
+    (current,) = pure.values_of(values, [random.DEFAULT])
+    with frame({random.DEFAULT: current}) as f:
         key = random.split_key()
         advanced = f.values[random.DEFAULT]
-    return key, [*values[:at], advanced, *values[at + 1 :]]
+    return key, pure.replaced(values, [random.DEFAULT], [advanced])
 
 
 class _NonFinite(Exception):
@@ -163,6 +168,7 @@ def _jax_style_builtin(transform: Any) -> bool:
 def _lower_autodiff(
     transform: Callable[..., Any],
     params: dict[str, Any],
+    states: Sequence[State],
     treedef: Any,
     argnums: Argnums | None,
     has_aux: bool,
@@ -172,30 +178,33 @@ def _lower_autodiff(
 ) -> Callable[[Pure], Callable[..., Any]]:
     """``lower(pure)`` for an autodiff transform.
 
-    Closes over no State and no user function: nothing a transform keeps may keep a model
-    alive.
+    The grad_states' values are found among the state values by identity (``pure.values_of``),
+    and differentiated as the tree ``treedef`` rebuilds. Closes over no State (weak references
+    only) and no user function: nothing a transform keeps may keep a model alive.
     """
-    n = 0 if treedef is None else treedef.num_leaves
+    refs = tuple(weakref.ref(s) for s in states)
     draws_key = isinstance(params.get("key"), DrawKey)
     checks_dtypes = _jax_style_builtin(transform)
 
     def lower(pure: Pure) -> Callable[..., Any]:
         def program(values: Sequence[Any], *args: Any, **kwargs: Any) -> Any:
-            if checks_dtypes and n:
-                _check_grad_dtypes(pure.discovery.states[:n], values[:n], params)
+            grad_states = alive(refs)
+            grad_values = pure.values_of(values, grad_states)
+            if checks_dtypes:
+                _check_grad_dtypes(grad_states, grad_values, params)
             options = params
             if draws_key:
-                key, values = _draw_key(values, n)
+                key, values = _draw_key(pure, values)
                 options = {**params, "key": key}
-            others = list(values[n:])
 
-            def with_states(grad_values: Any, *a: Any, **kw: Any) -> Any:
-                out, written = pure([*treedef.flatten_up_to(grad_values), *others], *a, **kw)
+            def with_states(grad_tree: Any, *a: Any, **kw: Any) -> Any:
+                new = treedef.flatten_up_to(grad_tree)
+                out, written = pure(pure.replaced(values, grad_states, new), *a, **kw)
                 value, aux = _split_aux(out, has_aux, name)
                 return value, (aux, written)
 
             def without_states(*a: Any, **kw: Any) -> Any:
-                out, written = pure(others, *a, **kw)
+                out, written = pure(values, *a, **kw)
                 value, aux = _split_aux(out, has_aux, name)
                 return value, (aux, written)
 
@@ -213,7 +222,7 @@ def _lower_autodiff(
             )
             with _while_loop_hint(name):
                 if leading:
-                    out = g(treedef.unflatten(values[:n]), *args, **kwargs)
+                    out = g(treedef.unflatten(grad_values), *args, **kwargs)
                 else:
                     out = g(*args, **kwargs)
             if return_value:
@@ -235,7 +244,7 @@ def _lower_autodiff(
     return lower
 
 
-class GradientTransform:
+class GradientTransform(Transformed):
     """A stateful function transformed by a JAX-style gradient transform.
 
     Args:
@@ -267,8 +276,6 @@ class GradientTransform:
         >>> g(jnp.array([3.0, 4.0]))
         Array([3., 4.], dtype=float32)
     """
-
-    graph_opaque = True  # not walked into by facade.graph: no fake state paths
 
     def __init__(
         self,
@@ -314,15 +321,23 @@ class GradientTransform:
         self._states = states
         name = _name(target)
 
-        # fwd_grad's default key is drawn inside the program from the random state, which then
-        # comes right after the grad_states and is always written.
+        # fwd_grad's default key is drawn inside the program from the random state, which is
+        # then always an input and always written.
         own = (_random_state(),) if isinstance(params.get("key"), DrawKey) else ()
 
         def make(check_in_program: bool) -> Lowering:
             lower = _lower_autodiff(
-                transform, params, treedef, argnums, has_aux, return_value, name, check_in_program
+                transform,
+                params,
+                states,
+                treedef,
+                argnums,
+                has_aux,
+                return_value,
+                name,
+                check_in_program,
             )
-            check = _check_reads(name, len(states)) if check_states else None
+            check = _check_reads(name, states) if check_states else None
             return Lowering(
                 lower, (*states, *own), own_writes=own, check=check, hint=hint("grad", target)
             )
@@ -732,25 +747,31 @@ def _apply_pullback(pullback: Any, cotangent: Any) -> Any:
 
 
 def _lower_vjp(
-    treedef: Any, argnums: Argnums | None, has_aux: bool, name: str, structure: list[Any]
+    states: Sequence[State],
+    treedef: Any,
+    argnums: Argnums | None,
+    has_aux: bool,
+    name: str,
+    structure: list[Any],
 ) -> Callable[[Pure], Callable[..., Any]]:
     """``lower`` of ``vjp``: the program returns the pullback's residuals; the pullback's
     structure (its linear jaxpr, a new object on every trace) is put in ``structure`` instead
     of being an output, so that no output tree structure of a compiled program holds a jaxpr
     (JAX keeps such structures in caches of thousands of entries)."""
-    n = 0 if treedef is None else treedef.num_leaves
+    refs = tuple(weakref.ref(s) for s in states)
 
     def lower(pure: Pure) -> Callable[..., Any]:
         def program(values: Sequence[Any], *args: Any) -> Any:
-            others = list(values[n:])
+            grad_states = alive(refs)
 
-            def with_states(grad_values: Any, *a: Any) -> Any:
-                out, written = pure([*treedef.flatten_up_to(grad_values), *others], *a)
+            def with_states(grad_tree: Any, *a: Any) -> Any:
+                new = treedef.flatten_up_to(grad_tree)
+                out, written = pure(pure.replaced(values, grad_states, new), *a)
                 value, aux = _split_aux(out, has_aux, name)
                 return value, (aux, written)
 
             def without_states(*a: Any) -> Any:
-                out, written = pure(others, *a)
+                out, written = pure(values, *a)
                 value, aux = _split_aux(out, has_aux, name)
                 return value, (aux, written)
 
@@ -758,7 +779,7 @@ def _lower_vjp(
                 if treedef is not None:
                     out, pullback, (aux, written) = F.vjp(
                         with_states,
-                        treedef.unflatten(values[:n]),
+                        treedef.unflatten(pure.values_of(values, grad_states)),
                         *args,
                         argnums=argnums,
                         has_aux=True,
@@ -815,9 +836,9 @@ def vjp(
     name = _name(fun)
     structure: list[Any] = []
     site = Lowering(
-        _lower_vjp(treedef, argnums, has_aux, name, structure),
+        _lower_vjp(states, treedef, argnums, has_aux, name, structure),
         states,
-        check=_check_reads(name, len(states)),
+        check=_check_reads(name, states),
         hint=hint("vjp", fun),
     )
     out, residuals, aux = site(fun, primals, {})
@@ -836,22 +857,26 @@ def vjp(
 
 
 def _lower_jvp(
-    n_states: int, n_primals: int, has_aux: bool, name: str
+    states: Sequence[State], has_aux: bool, name: str
 ) -> Callable[[Pure], Callable[..., Any]]:
+    """``lower`` of ``jvp``: the program takes the tangents as its own inputs (the States' and
+    the primals'), before the primals it passes on to the function."""
+    refs = tuple(weakref.ref(s) for s in states)
+
     def lower(pure: Pure) -> Callable[..., Any]:
-        def program(values: Sequence[Any], *args: Any) -> Any:
-            primals, tangents = args[:n_primals], args[n_primals:]
-            others = list(values[n_states:])
+        def program(values: Sequence[Any], tangents: Any, *primals: Any) -> Any:
+            grad_states = alive(refs)
+            state_tangents, primal_tangents = tangents
 
             def f(grad_values: Any, *p: Any) -> Any:
-                out, written = pure([*grad_values, *others], *p, *tangents)
+                out, written = pure(pure.replaced(values, grad_states, grad_values), *p)
                 value, aux = _split_aux(out, has_aux, name)
                 return value, (aux, written)
 
             out, tangent_out, (aux, written) = F.jvp(
                 f,
-                (list(values[:n_states]), *primals),
-                (list(tangents[0]), *tangents[1:]),
+                (pure.values_of(values, grad_states), *primals),
+                (list(state_tangents), *primal_tangents),
                 has_aux=True,
             )
             return (out, tangent_out, aux), written
@@ -859,11 +884,6 @@ def _lower_jvp(
         return program
 
     return lower
-
-
-def _call_primals(fun: Callable[..., Any], n: int, *args: Any, **kwargs: Any) -> Any:
-    """``fun`` of the first ``n`` arguments: the rest are the tangents riding along."""
-    return fun(*args[:n], **kwargs)
 
 
 def _flatten_like(grad_states: Any, treedef: Any, state_tangents: Any) -> list[Any]:
@@ -932,15 +952,14 @@ def jvp(
                 states, _flatten_like(grad_states, treedef, state_tangents), strict=True
             )
         ]
-    n = len(primals)
     name = _name(fun)
     site = Lowering(
-        _lower_jvp(len(states), n, has_aux, name),
+        _lower_jvp(states, has_aux, name),
         states,
-        check=_check_reads(name, len(states)),
+        check=_check_reads(name, states),
         hint=hint("jvp", fun),
     )
     out, tangent_out, aux = site(
-        functools.partial(_call_primals, fun, n), (*primals, state_tangent_list, *tangents), {}
+        fun, tuple(primals), {}, inputs=(state_tangent_list, list(tangents))
     )
     return (out, tangent_out, aux) if has_aux else (out, tangent_out)

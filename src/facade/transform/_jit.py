@@ -13,7 +13,7 @@ import weakref
 from collections.abc import Callable, Sequence
 from typing import Any, cast
 
-from .._core.sites import Lowering, call_program, program_jit_kwargs
+from .._core.sites import Lowering, Transformed, call_program, program_jit_kwargs
 
 
 def _as_tuple(x: Any, name: str, kind: type) -> tuple[Any, ...]:
@@ -52,14 +52,12 @@ def _static_names_and_nums(
     return nums, names
 
 
-class JittedFunction:
+class JittedFunction(Transformed):
     """A stateful function compiled once per call signature (see :func:`jit`).
 
     It also offers ``lower``, ``eval_shape`` and ``clear_cache`` as ``jax.jit`` does, and used as
     a method decorator it binds to each instance (each with its own programs).
     """
-
-    graph_opaque = True  # not walked into by facade.graph: no fake state paths
 
     def __init__(
         self,
@@ -123,9 +121,7 @@ class JittedFunction:
             return p.default is inspect.Parameter.empty and p.kind is not p.KEYWORD_ONLY
         return True
 
-    def __get__(self, instance: Any, owner: type | None = None) -> Any:
-        if instance is None:
-            return self
+    def _bind(self, instance: Any) -> Any:
         return functools.partial(self._call_method, instance)
 
     def _method_lowering(self, instance: Any) -> Lowering:
