@@ -7,7 +7,18 @@ them, and each call lowers to one compiled JAX program through the ``functional`
 from stategrad import __version__
 
 from . import _filters as filter
-from . import environ, graph, mixin, nn, optim, random, transform, typing, util
+from . import (
+    compile,  # noqa: A004  (brainstate's deprecated alias of transform)
+    environ,
+    graph,
+    mixin,
+    nn,
+    optim,
+    random,
+    transform,
+    typing,
+    util,
+)
 from ._state import HiddenState, LongTermState, ParamState, ShortTermState, State
 from .compat._state import BatchState, maybe_state
 
@@ -21,6 +32,7 @@ __all__ = [
     "ParamState",
     "ShortTermState",
     "State",
+    "compile",
     "environ",
     "maybe_state",
     "filter",
