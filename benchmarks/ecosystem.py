@@ -252,6 +252,10 @@ def run_suite(
         }
 
 
+# Lines JAX appends below an exception raised through its frames: not the reason.
+_NOISE = ("For simplicity, JAX has removed", "-----")
+
+
 def _reasons(junit: Path) -> collections.Counter:
     """Failures and errors grouped by the first line of their message (addresses removed)."""
     reasons: collections.Counter = collections.Counter()
@@ -259,7 +263,11 @@ def _reasons(junit: Path) -> collections.Counter:
         for bad in (*case.findall("failure"), *case.findall("error")):
             # The raised exception: pytest's last "E   " line (a collection error's message is
             # only "collection failure"), else the message's first line.
-            raised = [ln[1:].strip() for ln in (bad.text or "").splitlines() if ln[:2] == "E "]
+            raised = [
+                ln[1:].strip()
+                for ln in (bad.text or "").splitlines()
+                if ln[:2] == "E " and not ln[1:].strip().startswith(_NOISE)
+            ]
             message = (bad.get("message") or "?").strip().splitlines() or ["?"]
             line = raised[-1] if raised else message[0]
             line = re.sub(r" at 0x[0-9a-f]+", "", line)[:160]
