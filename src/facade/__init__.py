@@ -21,11 +21,13 @@ from . import (
 )
 from ._state import HiddenState, LongTermState, ParamState, ShortTermState, State
 from .compat._state import BatchState, maybe_state
+from .transform import BatchAxisError
 
 #: The brainstate release whose API the facade follows (``__version__`` is the facade's own).
 __brainstate_version__ = "0.5.4"
 
 __all__ = [
+    "BatchAxisError",
     "BatchState",
     "HiddenState",
     "LongTermState",

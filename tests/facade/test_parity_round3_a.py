@@ -403,3 +403,16 @@ def test_no_warning_from_transform_names():
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         assert T.StatefulFunction is facade.transform.StatefulFunction
+
+
+def test_batch_axis_error_at_the_top_level():
+    """brainstate exports ``BatchAxisError`` at its top level (its tests import it from
+    ``brainstate._error``; the public name is ``brainstate.BatchAxisError``)."""
+    assert facade.BatchAxisError is T.BatchAxisError
+    assert issubclass(facade.BatchAxisError, ValueError)
+
+
+def test_scalar_xs_message_says_0_d():
+    """brainstate's tests look for "0-d" in the error for a scalar mapped input."""
+    with pytest.raises(ValueError, match="0-d"):
+        T.scan(lambda c, x: (c, x), 0.0, jnp.array(1.0))

@@ -60,7 +60,9 @@ def leading_length(xs: Any, length: int | None, where: str) -> int:
     for path, leaf in jax.tree_util.tree_leaves_with_path(xs):
         name = "xs" + jax.tree_util.keystr(path)
         if np.ndim(leaf) == 0:
-            raise ValueError(f"{where}: {name} is a scalar; every leaf of xs needs a leading axis")
+            raise ValueError(
+                f"{where}: {name} is a scalar (0-d); every leaf of xs needs a leading axis"
+            )
         sizes[name] = int(np.shape(leaf)[0])
     distinct = set(sizes.values())
     if len(distinct) > 1:
