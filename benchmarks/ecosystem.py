@@ -253,7 +253,8 @@ def run_suite(
 
 
 # Lines JAX appends below an exception raised through its frames: not the reason.
-_NOISE = ("For simplicity, JAX has removed", "-----")
+_NOISE = ("For simplicity, JAX has removed", "-----", "See https://")
+_EXCEPTION_LINE = re.compile(r"^[\w.]*(Error|Exception|Warning|Exit)\b")
 
 
 def _reasons(junit: Path) -> collections.Counter:
@@ -269,7 +270,9 @@ def _reasons(junit: Path) -> collections.Counter:
                 if ln[:2] == "E " and not ln[1:].strip().startswith(_NOISE)
             ]
             message = (bad.get("message") or "?").strip().splitlines() or ["?"]
-            line = raised[-1] if raised else message[0]
+            # Prefer the exception line itself ("SomeError: ...") over trailing notes.
+            named = [ln for ln in raised if _EXCEPTION_LINE.match(ln)]
+            line = named[-1] if named else raised[-1] if raised else message[0]
             line = re.sub(r" at 0x[0-9a-f]+", "", line)[:160]
             reasons[line] += 1
     return reasons
