@@ -7,20 +7,34 @@ them, and each call lowers to one compiled JAX program through the ``functional`
 from stategrad import __version__
 
 from . import _filters as filter
-from . import environ, graph, mixin, nn, optim, random, transform, typing, util
+from . import (
+    compile,  # noqa: A004  (brainstate's deprecated alias of transform)
+    environ,
+    graph,
+    mixin,
+    nn,
+    optim,
+    random,
+    transform,
+    typing,
+    util,
+)
 from ._state import HiddenState, LongTermState, ParamState, ShortTermState, State
 from .compat._state import BatchState, maybe_state
+from .transform import BatchAxisError
 
 #: The brainstate release whose API the facade follows (``__version__`` is the facade's own).
 __brainstate_version__ = "0.5.4"
 
 __all__ = [
+    "BatchAxisError",
     "BatchState",
     "HiddenState",
     "LongTermState",
     "ParamState",
     "ShortTermState",
     "State",
+    "compile",
     "environ",
     "maybe_state",
     "filter",

@@ -36,6 +36,7 @@ __all__ = ["BRAINSTATE_MODULES", "install_brainstate_alias", "uninstall_brainsta
 BRAINSTATE_MODULES: dict[str, str] = {
     "brainstate": "facade",
     "brainstate.transform": "facade.transform",
+    "brainstate.compile": "facade.compile",
     "brainstate.nn": "facade.nn",
     "brainstate.random": "facade.random",
     "brainstate.environ": "facade.environ",

@@ -105,7 +105,7 @@ class Map(Module):
         self.dict_vmap_states: dict[int, list] | None = None
         self._calls: dict = {}
 
-    def init_all_states(self, **kwargs: typing.Any) -> None:
+    def init_all_states(self, **kwargs: typing.Any) -> None:  # type: ignore[override]
         """Run the module's ``init_state`` hooks ``init_map_size`` times, stacked on axis 0."""
         before = {id(s) for s in _states(self.module).values()}
         vmap_init_all_states(

@@ -133,6 +133,25 @@ class Module(graph.Node, ParamDesc):
         Called on every module by :func:`~facade.nn.reset_all_states`; does nothing here.
         """
 
+    def init_all_states(self, *args: typing.Any, **kwargs: typing.Any) -> Module:
+        """``nn.init_all_states(self, *args, **kwargs)``: every sub-module's ``init_state``.
+
+        brainstate has this method too (its return value is a catcher of the new States; here
+        it is the module, as ``nn.init_all_states`` returns its target).
+
+        Example:
+            >>> import jax.numpy as jnp, facade
+            >>> class Counter(facade.nn.Module):
+            ...     def init_state(self, batch_size=None):
+            ...         self.n = facade.ShortTermState(jnp.zeros(batch_size or 1))
+            >>> m = Counter()
+            >>> m.init_all_states(batch_size=3) is m, m.n.value.shape
+            (True, (3,))
+        """
+        from ._collective import init_all_states  # _collective imports this module
+
+        return init_all_states(self, *args, **kwargs)
+
     def states(self, *filters: typing.Any) -> graph.FlatDict | tuple[graph.FlatDict, ...]:
         """The states of this module by attribute path: ``graph.states(self, *filters)``.
 

@@ -28,6 +28,7 @@ from ._mapping import BatchAxisError
 from ._progress import ProgressBar
 from ._remat import checkpoint, remat
 from ._shard_map import shard_map
+from ._stateful_function import StatefulFunction
 from ._vmap import map, unvmap, vmap, vmap2, vmap_new_states
 
 __all__ = [
@@ -36,6 +37,7 @@ __all__ = [
     "JittedFunction",
     "ProgressBar",
     "StateFinder",
+    "StatefulFunction",
     "bounded_while_loop",
     "checkpoint",
     "checkpointed_for_loop",

@@ -27,6 +27,7 @@ from .._core.bridge import (
     same_avals,
     write_values,
 )
+from ._errors import TransformArgumentError
 
 
 def _check_branches(branches: Any, where: str, minimum: int) -> tuple[Callable[..., Any], ...]:
@@ -94,6 +95,23 @@ def _eager_branches(
     return sites.call(key, make(*branches), args, fns=branches)
 
 
+def _check_pred(pred: Any, where: str) -> None:
+    """A predicate is a boolean or real number (or a scalar array of one), as in ``lax.cond``."""
+    try:
+        if pred is None:  # jnp would read it as a float
+            raise TypeError
+        dtype = jnp.result_type(pred)
+    except (TypeError, ValueError):
+        raise TransformArgumentError(
+            f"{where}: pred must be a scalar boolean or number, got {type(pred).__name__}"
+        ) from None
+    if jnp.issubdtype(dtype, jnp.complexfloating):
+        raise TransformArgumentError(
+            f"{where}: pred must be a boolean or real number, got the complex {pred!r}; compare "
+            "it first (e.g. abs(pred) > 0)"
+        )
+
+
 def _with_pred(run: Callable[..., Any], pred: Any, *ops: Any) -> Any:
     return run((jnp.asarray(pred) != 0).astype(jnp.int32), *ops)
 
@@ -135,6 +153,7 @@ def cond(
     """
     where = "cond"
     true_fun, false_fun = _check_branches((true_fun, false_fun), where, 2)
+    _check_pred(pred, where)
     _scalar(pred, f"{where}: pred")
 
     def make(false_fun: Any, true_fun: Any) -> Any:
@@ -194,7 +213,7 @@ def ifelse(
     Raises:
         TypeError: conditions not scalars, branches not callable or returning different
             structures.
-        ValueError: fewer than two branches, a condition count that differs, or (with
+        ValueError: no branches, a condition count that differs, or (with
             ``check_cond``) not exactly one True condition.
 
     Example:
@@ -205,7 +224,7 @@ def ifelse(
         Array(2., dtype=float32, weak_type=True)
     """
     where = "ifelse"
-    branches = _check_branches(branches, where, 2)
+    branches = _check_branches(branches, where, 1)
     if isinstance(conditions, str) or not isinstance(conditions, Sequence | jax.Array):
         raise TypeError(f"{where}: conditions must be a sequence, got {conditions!r}")
     if len(conditions) != len(branches):

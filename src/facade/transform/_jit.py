@@ -6,14 +6,16 @@ options translated to the program's layout by ``_lowering.program_jit_kwargs``.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import inspect
 import types
 import weakref
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from typing import Any, cast
 
 from .._core.sites import Lowering, Transformed, call_program, program_jit_kwargs
+from .._state import active_frames
 
 
 def _as_tuple(x: Any, name: str, kind: type) -> tuple[Any, ...]:
@@ -55,8 +57,9 @@ def _static_names_and_nums(
 class JittedFunction(Transformed):
     """A stateful function compiled once per call signature (see :func:`jit`).
 
-    It also offers ``lower``, ``eval_shape`` and ``clear_cache`` as ``jax.jit`` does, and used as
-    a method decorator it binds to each instance (each with its own programs).
+    It also offers ``lower``, ``trace``, ``compile``, ``eval_shape`` and ``clear_cache`` as
+    ``jax.jit`` does, and used as a method decorator it binds to each instance (each with its
+    own programs).
     """
 
     def __init__(
@@ -75,6 +78,7 @@ class JittedFunction(Transformed):
         self._options = jit_options
         self._name = name
         self._lowering = self._new_lowering(fn)
+        self._stateful: Any = None  # the StatefulFunction view, made when first asked
         # One lowering per instance when used as a method; weakly keyed, and a lowering holds
         # no strong reference to the instance, so instances are collected as usual.
         self._per_instance: weakref.WeakKeyDictionary[Any, Lowering] = weakref.WeakKeyDictionary()
@@ -141,19 +145,74 @@ class JittedFunction(Transformed):
     def lower(self, *args: Any, **kwargs: Any) -> Any:
         """``jax.jit(...).lower`` of the program of this call (state values as its first
         argument, the constants the function closes over as its last)."""
-        exe, args_dyn, kw_dyn = self._lowering.prepare(self.fn, args, kwargs)
+        with _inspecting():
+            exe, args_dyn, kw_dyn = self._lowering.prepare(self.fn, args, kwargs)
         return exe.lower(*args_dyn, **kw_dyn)
+
+    def trace(self, *args: Any, **kwargs: Any) -> Any:
+        """``jax.jit(...).trace`` of the program of this call (laid out as for :meth:`lower`):
+        JAX's ``Traced`` stage, with its ``jaxpr``, ``out_info`` and ``lower()``."""
+        with _inspecting():
+            exe, args_dyn, kw_dyn = self._lowering.prepare(self.fn, args, kwargs)
+        return exe.trace(*args_dyn, **kw_dyn)
+
+    def compile(self, *args: Any, **kwargs: Any) -> Any:
+        """``lower(...).compile()``: the compiled program of this call (nothing runs)."""
+        return self.lower(*args, **kwargs).compile()
+
+    @property
+    def origin_fun(self) -> Callable[..., Any]:
+        """The function given to ``jit`` (brainstate's name for it)."""
+        return self.fn
+
+    @property
+    def jitted_fun(self) -> Callable[..., Any]:
+        """brainstate's name for the compiled callable: this object."""
+        return self
+
+    @property
+    def stateful_fun(self) -> Any:
+        """A :class:`StatefulFunction` of the same function and static arguments, for
+        inspection (``get_states``, ``get_jaxpr``, ...). It traces on its own, when asked; its
+        cache keys trace on a miss, since calls of this ``jit`` do not fill its cache."""
+        if self._stateful is None:
+            from ._stateful_function import StatefulFunction
+
+            self._stateful = StatefulFunction(
+                self.fn, self.static_argnums, self.static_argnames, name=self._name
+            )
+            self._stateful.trace_on_key = True
+        return self._stateful
 
     def eval_shape(self, *args: Any, **kwargs: Any) -> Any:
         """The output's shapes and dtypes (``jax.ShapeDtypeStruct``), without running it."""
-        exe, args_dyn, kw_dyn = self._lowering.prepare(self.fn, args, kwargs)
+        with _inspecting():
+            exe, args_dyn, kw_dyn = self._lowering.prepare(self.fn, args, kwargs)
         return exe.eval_shape(*args_dyn, **kw_dyn)[0]
 
     def clear_cache(self) -> None:
         """Drop every compiled program; the next call traces and compiles again."""
         self._lowering.clear()
+        if self._stateful is not None:
+            self._stateful.clear_cache()
         for lowering in list(self._per_instance.values()):
             lowering.clear()
+
+
+@contextlib.contextmanager
+def _inspecting() -> Iterator[None]:
+    """An ahead-of-time stage (``lower``, ``trace``, ``eval_shape``) run inside another facade
+    trace: it traces the program, which records the program's writes in every enclosing frame,
+    but it writes nothing. Forget those writes, so the enclosing transform does not carry (or
+    report as written) a State that only was inspected; its reads stay recorded."""
+    frames = active_frames()
+    before = [(dict(f.writes), dict(f.touched)) for f in frames]
+    try:
+        yield
+    finally:
+        for f, (writes, touched) in zip(frames, before, strict=True):
+            f.writes = writes
+            f.touched = {**touched, **{s: None for s in f.touched if s in f.reads}}
 
 
 _NOT_GIVEN: Any = object()

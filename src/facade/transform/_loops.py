@@ -18,6 +18,7 @@ from typing import Any
 import jax
 import jax.numpy as jnp
 import numpy as np
+from jax._src import config as jax_config
 
 from .._core import sites
 from .._core.bridge import (
@@ -30,6 +31,7 @@ from .._core.bridge import (
     same_avals,
     write_values,
 )
+from ._errors import TransformArgumentError
 from ._progress import ProgressBar, as_progress_bar
 
 
@@ -42,7 +44,7 @@ def _check_int(value: Any, name: str, where: str, minimum: int) -> None:
     if value is None:
         return
     if isinstance(value, bool) or not isinstance(value, int):
-        raise TypeError(f"{where}: {name} must be an int, got {value!r}")
+        raise TransformArgumentError(f"{where}: {name} must be an int, got {value!r}")
     if value < minimum:
         raise ValueError(f"{where}: {name} must be at least {minimum}, got {value}")
 
@@ -59,7 +61,9 @@ def leading_length(xs: Any, length: int | None, where: str) -> int:
     for path, leaf in jax.tree_util.tree_leaves_with_path(xs):
         name = "xs" + jax.tree_util.keystr(path)
         if np.ndim(leaf) == 0:
-            raise ValueError(f"{where}: {name} is a scalar; every leaf of xs needs a leading axis")
+            raise ValueError(
+                f"{where}: {name} is a scalar (0-d); every leaf of xs needs a leading axis"
+            )
         sizes[name] = int(np.shape(leaf)[0])
     distinct = set(sizes.values())
     if len(distinct) > 1:
@@ -102,7 +106,7 @@ class _Body:
     ):
         d, (carry_shape, _) = discover(body, (init, x), {})
         if not same_avals(init, carry_shape):
-            raise TypeError(
+            raise TransformArgumentError(
                 f"{where}: f must return a carry with the structure, shapes and dtypes of init: "
                 f"it returned {describe_avals(carry_shape)} for an init of {describe_avals(init)}"
             )
@@ -134,7 +138,9 @@ class _Body:
 
 def _pair(out: Any, where: str) -> tuple[Any, Any]:
     if not isinstance(out, tuple | list) or len(out) != 2:
-        raise TypeError(f"{where}: f must return a pair (carry, y), got {type(out).__name__}")
+        raise TransformArgumentError(
+            f"{where}: f must return a pair (carry, y), got {type(out).__name__}"
+        )
     return out[0], out[1]
 
 
@@ -276,6 +282,26 @@ def checkpointed_scan_of(
     return carry, ys
 
 
+def _python_scan(
+    body: Callable[[Any, Any], tuple[Any, Any]],
+    init: Any,
+    xs: Any,
+    length: int | None,
+    reverse: bool,
+    where: str,
+) -> tuple[Any, Any] | None:
+    """Under ``jax.disable_jit()``: the loop as a Python loop over concrete slices, as
+    ``jax.lax.scan`` runs then (the body may call ``float(x)``; States are written as it goes).
+    None when there is nothing to run (zero steps: the traced loop knows the output shapes)."""
+    n = leading_length(xs, length, where)
+    if n == 0:
+        return None
+    carry, ys = init, [None] * n
+    for i in reversed(range(n)) if reverse else range(n):
+        carry, ys[i] = body(carry, jax.tree.map(lambda a, i=i: a[i], xs))
+    return carry, jax.tree.map(lambda *y: jnp.stack(y), *ys)
+
+
 # --- public loops ------------------------------------------------------------------------
 
 
@@ -332,6 +358,11 @@ def for_loop(
     _check_unroll(unroll, where)
     bar = as_progress_bar(pbar)
 
+    if jax_config.disable_jit.value:
+        done = _python_scan(_for_loop_body(f), None, xs, length, reverse, where)
+        if done is not None:
+            return done[1]
+
     def make(f: Any) -> Any:
         return functools.partial(_for_loop_traced, f, length, reverse, unroll, bar, None, where)
 
@@ -366,6 +397,11 @@ def scan(
     _check_int(length, "length", where, 0)
     _check_unroll(unroll, where)
     bar = as_progress_bar(pbar)
+
+    if jax_config.disable_jit.value:
+        done = _python_scan(_scan_body(f, where), init, xs, length, reverse, where)
+        if done is not None:
+            return done
 
     def make(f: Any) -> Any:
         return functools.partial(_scan_call_traced, f, length, reverse, unroll, bar, None, where)
@@ -443,7 +479,10 @@ class _WhileParts:
         d_cond, pred = discover(cond_fun, (init,), {})
         if d_cond.writes:
             names = ", ".join(s._describe() for s in d_cond.writes)
-            raise TypeError(f"{where}: cond_fun writes {names}; a loop condition may only read")
+            raise TransformArgumentError(
+                f"{where}: cond_fun writes {names}; a loop condition may only read States "
+                "(write them in body_fun)"
+            )
         _check_predicate(pred, f"{where}: cond_fun")
         d_body, out = discover(body_fun, (init,), {})
         if not same_avals(init, out):
