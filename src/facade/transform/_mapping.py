@@ -5,11 +5,11 @@ in a :class:`Spec`; a mapped call then runs in three steps (:func:`vmap_call`):
 
 1. **Batch size.** The mapped arguments and the declared ``in_states`` give the size of the
    mapped axis; sizes that disagree are reported with the argument or State each came from.
-2. **Probe.** The function is traced abstractly under ``jax.vmap`` (``jax.eval_shape``: no
-   FLOPs). Its frame hands out each State's per-lane value the first time the State is looked
-   up (:class:`LaneValues`): a slice of a batched state, one key per lane for a random state; any
-   other State is read from the enclosing context, unbatched. The probe records the States the
-   function touches and which of its writes hold batched values.
+2. **Probe.** The bridge's ``discover`` traces the function abstractly under ``jax.vmap`` (no
+   FLOPs), with a value provider that gives each State its per-lane value: a slice of a
+   batched state, one key per lane for a random state; any other State is read from the
+   enclosing context, unbatched. It records the States the function touches, and its
+   ``finish`` callback which of the writes hold batched values.
 3. **Map.** The bridge's ``pure`` goes through one ``jax.vmap``: batched states enter at their
    axis, random states as one key per lane, the rest unbatched; written states leave at their
    declared axis, or unbatched. Only then is anything written, in the enclosing context (an
@@ -36,19 +36,20 @@ import numpy as np
 from jax._src.interpreters.batching import BatchTrace
 
 from .._core.bridge import (
+    OUTER,
     Discovery,
     Pure,
     Signature,
-    fresh_jax_traces,
+    discover,
+    outer_value,
     read_values,
     write_values,
 )
 from .._filters import to_predicate
-from .._state import Frame, State, active_frames, current_trace, frame
+from .._state import Frame, State, active_frames, current_trace
 from ..random import RandomState
 
 _NOT = object()  # "not declared": distinct from an axis of None ("declared unbatched")
-_OUTER = object()  # a probe frame's answer for a State it leaves to the enclosing context
 
 
 class BatchAxisError(ValueError):
@@ -303,37 +304,6 @@ def _batch_size(sources: list[tuple[str, int]], axis_size: int | None, where: st
 # --- the probe: which States the call touches, and which writes are batched ----------------
 
 
-def outer_value(s: State, frames: Sequence[Frame]) -> Any:
-    """The value ``s`` has in the context given by ``frames`` (innermost last)."""
-    for f in reversed(frames):
-        if s in f.values:
-            return f.values[s]
-    return s._value
-
-
-class LaneValues(dict):  # type: ignore[type-arg]
-    """The values of a probe's frame: ``make(state, outer_value)`` gives a State's per-lane (or
-    per-shard) value the first time the State is looked up, or ``_OUTER`` to leave the State
-    to the enclosing context."""
-
-    __slots__ = ("outer", "make")
-
-    def __init__(self, outer: Sequence[Frame], make: Callable[[State, Any], Any]):
-        super().__init__()
-        self.outer, self.make = outer, make
-
-    def __contains__(self, s: object) -> bool:
-        if dict.__contains__(self, s):
-            return True
-        if not isinstance(s, State):
-            return False
-        value = self.make(s, outer_value(s, self.outer))
-        if value is _OUTER:
-            return False
-        self[s] = value
-        return True
-
-
 def is_batched(value: Any, trace: Any) -> bool:
     """Whether a leaf of ``value`` is batched over the mapped axis of the vmap ``trace``."""
     if not isinstance(trace, BatchTrace):
@@ -350,37 +320,33 @@ def _lane_maker(spec: Spec, n: int) -> Callable[[State, Any, Any], Any]:
             return jax.tree.map(lambda v: jnp.take(v, lane, axis=axis), value)
         if spec.is_random(s):
             return jnp.take(jax.random.split(value, n + 1)[1:], lane, axis=0)
-        return _OUTER
+        return OUTER
 
     return make
 
 
 def _probe(
-    spec: Spec, sig: Signature, in_axes: Any, args: Any, kwargs: Any, n: int
+    spec: Spec, args: tuple[Any, ...], kwargs: dict[str, Any], in_axes: Any, n: int
 ) -> tuple[Discovery, set[State]]:
-    found: list[tuple[Discovery, set[State]]] = []
-    outer = tuple(active_frames())
+    """The States the call touches and which of its writes are batched, found by the bridge's
+    probe run under ``jax.vmap``: each State reads its per-lane value there."""
     make = _lane_maker(spec, n)
+    batched: set[State] = set()
 
-    def body(lane: Any, a: tuple[Any, ...], kw: dict[str, Any]) -> None:
-        fresh_jax_traces()
-        real_args, real_kwargs = sig.rebuild(a, kw)
-        with frame(LaneValues(outer, lambda s, v: make(s, v, lane))) as f:
-            batched: set[State] = set()
-            try:
-                spec.fn(*real_args, **real_kwargs)
-                batched = {
-                    s
-                    for s in f.writes
-                    if s not in f.created and is_batched(dict.get(f.values, s), f.trace)
-                }
-            finally:
-                found.append((Discovery.of(f), batched))
-                f.values = {}
+    def under(probe: Callable[..., Any]) -> Callable[..., Any]:
+        def lane_probe(lane: Any, a: tuple[Any, ...], kw: dict[str, Any]) -> None:
+            probe(a, kw, lambda s, v: make(s, v, lane))
 
-    mapped = _jax_vmap(spec, body, (0, in_axes, 0), None, n)
-    jax.eval_shape(mapped, jax.ShapeDtypeStruct((n,), jnp.int32), args, kwargs)
-    return found[0]
+        mapped = _jax_vmap(spec, lane_probe, (0, in_axes, 0), None, n)
+        return lambda a, kw: mapped(jnp.arange(n, dtype=jnp.int32), a, kw)
+
+    def finish(f: Frame, out: Any) -> None:
+        batched.update(
+            s for s in f.writes if s not in f.created and is_batched(dict.get(f.values, s), f.trace)
+        )
+
+    d, _ = discover(spec.fn, args, kwargs, under=under, finish=finish)
+    return d, batched
 
 
 def _jax_vmap(spec: Spec, fn: Callable[..., Any], in_axes: Any, out_axes: Any, n: int) -> Any:
@@ -467,7 +433,7 @@ def vmap_call(
             sources += _state_sizes(s, outer_value(s, active_frames()), axis, where)
     n = _batch_size(sources, spec.axis_size, where)
     in_axes = spec.in_axes if isinstance(spec.in_axes, tuple) else per_arg
-    d, batched = _probe(spec, sig, in_axes, args_dyn, kw_dyn, n)
+    d, batched = _probe(spec, args, kwargs, in_axes, n)
     plan = _Plan(spec, d, batched)
 
     # Inputs: every state's current value (read through the enclosing frames), one key per
