@@ -85,6 +85,19 @@ def test_static_argnums_are_closed_over_not_mapped():
         T.StatefulMapping(lambda x, flag: x, static_argnums=(5,))(XS, True)
 
 
+def test_mapping_kwargs_reach_jax_vmap():
+    """brainstate: ``mapping_kwargs`` are forwarded to the mapping primitive; here
+    ``spmd_axis_name`` to ``jax.vmap``, whose collectives then see the named axis."""
+    sm = T.StatefulMapping(
+        lambda x: x - jax.lax.pmean(x, "i"),
+        axis_name="i",
+        mapping_kwargs={"spmd_axis_name": None},
+    )
+    np.testing.assert_allclose(sm(XS), XS - XS.mean())
+    with pytest.raises(TypeError, match="bogus"):  # jax.vmap itself refuses it
+        T.StatefulMapping(lambda x: x, mapping_kwargs={"bogus": 1})(XS)
+
+
 def test_static_argnames_are_broadcast():
     """brainstate: other keyword arguments are mapped over axis 0; ``static_argnames`` ones are
     constants."""

@@ -447,13 +447,12 @@ def _mapped(spec: Spec, fn: Callable[..., Any], in_axes: Any, out_axes: Any, n: 
 
 
 def _jax_vmap(spec: Spec, fn: Callable[..., Any], in_axes: Any, out_axes: Any, n: int) -> Any:
+    # ``mapping_kwargs`` of a StatefulMapping over jax.vmap go to jax.vmap (probe included).
+    options = {"spmd_axis_name": spec.spmd_axis_name}
+    if spec.mapping_fn is None:
+        options.update(spec.mapping_kwargs)
     return jax.vmap(
-        fn,
-        in_axes=in_axes,
-        out_axes=out_axes,
-        axis_name=spec.axis_name,
-        axis_size=n,
-        spmd_axis_name=spec.spmd_axis_name,
+        fn, in_axes=in_axes, out_axes=out_axes, axis_name=spec.axis_name, axis_size=n, **options
     )
 
 
