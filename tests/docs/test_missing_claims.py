@@ -99,7 +99,7 @@ def test_claims_are_found() -> None:
     assert claimed_missing("`brainstate.nn.GRUCell` and `MaxPool2d` are not provided.") == [
         "brainstate.nn.GRUCell"
     ]
-    assert claimed_missing("missing: `vmap2`, `StatefulMapping`") == ["vmap2"]
+    assert claimed_missing("missing: `vmap2`, `checkify`") == ["vmap2"]
     assert claimed_missing("Not yet: pooling, `MaxPool2d`, `nn.Linear`. But `Dropout`.") == [
         "nn.Linear"
     ]

@@ -32,7 +32,16 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from .._state import ARRAY_TYPES, Frame, State, frame, is_abstract, peek, raw_nested_reads
+from .._state import (
+    ARRAY_TYPES,
+    Frame,
+    State,
+    active_frames,
+    frame,
+    is_abstract,
+    peek,
+    raw_nested_reads,
+)
 from . import keys as _sites
 from .keys import DeadState, Signature
 
@@ -249,24 +258,88 @@ def _avals(tree: Any) -> tuple[Any, ...]:
     return tuple((np.shape(x), str(jnp.result_type(x))) for x in jax.tree.leaves(tree))
 
 
+# A value provider's answer for a State it leaves to the enclosing context.
+OUTER = object()
+
+# What a State reads in a probe's frame: ``values(state, value_in_enclosing_context)`` gives
+# its value there (a per-lane slice, a per-shard placeholder, zeros of an abstract value), or
+# ``OUTER`` to read it from the enclosing context.
+Values = Callable[[State, Any], Any]
+
+
+def outer_value(s: State, frames: Sequence[Frame]) -> Any:
+    """The value ``s`` has in the context given by ``frames`` (innermost last)."""
+    for f in reversed(frames):
+        if s in f.values:
+            return f.values[s]
+    return s._value
+
+
+class ProvidedValues(dict):  # type: ignore[type-arg]
+    """A probe frame's values: a State's value comes from ``values`` the first time the State
+    is looked up (``State.value`` asks each frame ``state in frame.values``), or is left to the
+    enclosing context (``outer``) when ``values`` answers ``OUTER``."""
+
+    __slots__ = ("outer", "provide")
+
+    def __init__(self, outer: Sequence[Frame], provide: Values):
+        super().__init__()
+        self.outer, self.provide = outer, provide
+
+    def __contains__(self, s: object) -> bool:
+        if dict.__contains__(self, s):
+            return True
+        if not isinstance(s, State):
+            return False
+        value = self.provide(s, outer_value(s, self.outer))
+        if value is OUTER:
+            return False
+        self[s] = value
+        return True
+
+
 def discover(
     fn: Callable[..., Any],
     args: tuple[Any, ...],
     kwargs: dict[str, Any],
     first: Sequence[State] = (),
     static_argnums: frozenset[int] = frozenset(),
+    *,
+    values: Values | None = None,
+    under: Callable[[Callable[..., Any]], Callable[..., Any]] | None = None,
+    finish: Callable[[Frame, Any], None] | None = None,
 ) -> tuple[Discovery, Any]:
     """Trace ``fn(*args, **kwargs)`` abstractly (no FLOPs); return its discovery and output.
 
-    The output comes back as ``jax.ShapeDtypeStruct`` leaves (its non-array leaves as None).
-    Arguments may be arrays or ``jax.ShapeDtypeStruct``s. Nothing is written to any State;
-    reads of states the call does not write fall back to their values in the enclosing context.
+    The one probe of the facade: every transform learns the States a call touches here.
+    Arguments may be arrays or ``jax.ShapeDtypeStruct``s. Nothing is written to any State.
+
+    Args:
+        fn, args, kwargs: the call; ``static_argnums`` are positions kept static.
+        first: States put first in the discovery (see :class:`Discovery`).
+        values: what a State reads in the probe's frame (see ``Values``); by default every
+            State reads its value in the enclosing context.
+        under: runs the probe inside a wrapping transform (``jax.vmap``, ``jax.shard_map``):
+            ``under(probe)`` is the function ``jax.eval_shape`` runs on the dynamic arguments;
+            it calls ``probe(args, kwargs, values)`` inside the transform, with a value
+            provider made there (one that slices by the lane index, say), and returns what
+            ``discover`` returns as the output.
+        finish: called as ``finish(frame, out)`` when ``fn`` returned, before the frame is
+            dropped: the values it holds are the call's (tracers of the wrapping transform),
+            e.g. to see which writes are batched.
+
+    Returns:
+        The discovery, and (without ``under``) the output as ``jax.ShapeDtypeStruct`` leaves,
+        its non-array leaves as None.
     """
     sig = Signature(args, kwargs, static_argnums)
     args_dyn, kw_dyn = sig.split(args, kwargs)
     table = getattr(_shared, "table", None)
     memo_key = None
-    if table is not None and sig.key is not None:
+    # The memo covers the plain probe only: one with a value provider, a wrapping transform or
+    # a callback depends on more than the function and the arguments' shapes.
+    plain = values is None and under is None and finish is None
+    if plain and table is not None and sig.key is not None:
         memo_key = (
             _sites.function_key(fn, shapes=True),
             sig.key,
@@ -280,19 +353,22 @@ def discover(
         if hit is not None:
             return hit  # type: ignore[no-any-return]
     found: list[Discovery] = []
+    outer = tuple(active_frames())
 
-    def probe(a: tuple[Any, ...], kw: dict[str, Any]) -> Any:
+    def probe(a: tuple[Any, ...], kw: dict[str, Any], provide: Values | None = values) -> Any:
         fresh_jax_traces()
         real_args, real_kwargs = sig.rebuild(a, kw)
-        with frame() as f:
+        with frame(None if provide is None else ProvidedValues(outer, provide)) as f:
             try:
                 out = fn(*real_args, **real_kwargs)
+                if finish is not None:
+                    finish(f, out)
             finally:
                 found.append(Discovery.of(f, first))
                 f.values = {}
         return _arrays_only(out)
 
-    out_shapes = jax.eval_shape(probe, args_dyn, kw_dyn)
+    out_shapes = jax.eval_shape(probe if under is None else under(probe), args_dyn, kw_dyn)
     if memo_key is not None and table is not None:
         table[memo_key] = (found[0], out_shapes)
     return found[0], out_shapes

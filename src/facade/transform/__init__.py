@@ -24,12 +24,13 @@ from ._loops import (
     scan,
     while_loop,
 )
-from ._mapping import BatchAxisError
+from ._mapping import BatchAxisError, in_new_state_probe
 from ._progress import ProgressBar
 from ._remat import checkpoint, remat
 from ._shard_map import shard_map
 from ._stateful_function import StatefulFunction
-from ._vmap import map, unvmap, vmap, vmap2, vmap_new_states
+from ._stateful_mapping import StatefulMapping, pmap2, pmap2_new_states, vmap2, vmap2_new_states
+from ._vmap import map, unvmap, vmap, vmap_new_states
 
 __all__ = [
     "BatchAxisError",
@@ -38,6 +39,7 @@ __all__ = [
     "ProgressBar",
     "StateFinder",
     "StatefulFunction",
+    "StatefulMapping",
     "bounded_while_loop",
     "checkpoint",
     "checkpointed_for_loop",
@@ -49,12 +51,15 @@ __all__ = [
     "grad",
     "hessian",
     "ifelse",
+    "in_new_state_probe",
     "jacfwd",
     "jacobian",
     "jacrev",
     "jit",
     "jvp",
     "map",
+    "pmap2",
+    "pmap2_new_states",
     "remat",
     "scan",
     "shard_map",
@@ -64,6 +69,7 @@ __all__ = [
     "vjp",
     "vmap",
     "vmap2",
+    "vmap2_new_states",
     "vmap_new_states",
     "while_loop",
 ]

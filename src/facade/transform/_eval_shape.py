@@ -7,23 +7,16 @@ from typing import Any
 
 import jax
 
-from .._core.bridge import Signature, fresh_jax_traces
-from .._state import ARRAY_TYPES, State, abstract, frame, is_abstract, peek
+from .._core.bridge import OUTER, discover
+from .._state import ARRAY_TYPES, Frame, State, abstract, is_abstract, peek
 
 
-class _StandIns(dict):  # type: ignore[type-arg]
-    """A frame's values in which a State holding only shapes (an abstract model from an earlier
-    ``eval_shape``) reads as zeros of those shapes: values do not matter here, shapes do."""
-
-    def __contains__(self, state: object) -> bool:
-        return dict.__contains__(self, state) or (
-            isinstance(state, State) and is_abstract(state._value)
-        )
-
-    def __missing__(self, state: State) -> Any:
-        value = jax.tree.map(lambda s: jax.numpy.zeros(s.shape, s.dtype), state._value)
-        self[state] = value
-        return value
+def _stand_in(state: State, value: Any) -> Any:
+    """A State holding only shapes (an abstract model from an earlier ``eval_shape``) reads as
+    zeros of those shapes: values do not matter here, shapes do. Others read their value."""
+    if not is_abstract(value):
+        return OUTER
+    return jax.tree.map(lambda s: jax.numpy.zeros(s.shape, s.dtype), value)
 
 
 def eval_shape(
@@ -54,26 +47,22 @@ def eval_shape(
     """
     if not callable(f):
         raise TypeError(f"eval_shape: f must be callable, got {type(f).__name__}")
-    sig = Signature(args, kwargs)
-    args_dyn, kw_dyn = sig.split(args, kwargs)
     kept: dict[str, Any] = {}
+    ends: list[Any] = []
 
-    def probe(a: tuple[Any, ...], kw: dict[str, Any]) -> Any:
-        fresh_jax_traces()
-        real_args, real_kwargs = sig.rebuild(a, kw)
-        with frame(_StandIns()) as fr:
-            try:
-                out = f(*real_args, **real_kwargs)
-                touched = [s for s in fr.touched if s not in fr.created]
-                end_values = [fr.values[s] if s in fr.values else peek(s) for s in touched]
-            finally:
-                kept["created"] = list(fr.created)
-                fr.values = {}
-        kept["out"], kept["touched"] = out, touched
-        arrays = jax.tree.map(lambda x: x if isinstance(x, ARRAY_TYPES) else None, out)
-        return arrays, end_values
+    def finish(fr: Frame, out: Any) -> None:
+        touched = [s for s in fr.touched if s not in fr.created]
+        ends.append([fr.values[s] if s in fr.values else peek(s) for s in touched])
+        kept["created"], kept["out"], kept["touched"] = list(fr.created), out, touched
 
-    shapes, state_shapes = jax.eval_shape(probe, args_dyn, kw_dyn)
+    def under(probe: Callable[..., Any]) -> Callable[..., Any]:
+        # The touched States' values at the end of the call leave the probe beside its output,
+        # so that eval_shape describes them (weak types included) as it describes the output.
+        return lambda a, kw: (probe(a, kw), ends.pop())
+
+    _, (shapes, state_shapes) = discover(
+        f, args, kwargs, values=_stand_in, under=under, finish=finish
+    )
     for s in kept["created"]:
         s._value = abstract(s._value)
     # Array leaves become their shapes; other objects (a model built inside) are kept.
@@ -85,5 +74,4 @@ def eval_shape(
     )
     if not return_state_shapes:
         return out
-    touched: list[State] = kept["touched"]
-    return dict(zip(touched, state_shapes, strict=True)), out
+    return dict(zip(kept["touched"], state_shapes, strict=True)), out

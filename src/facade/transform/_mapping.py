@@ -5,11 +5,11 @@ in a :class:`Spec`; a mapped call then runs in three steps (:func:`vmap_call`):
 
 1. **Batch size.** The mapped arguments and the declared ``in_states`` give the size of the
    mapped axis; sizes that disagree are reported with the argument or State each came from.
-2. **Probe.** The function is traced abstractly under ``jax.vmap`` (``jax.eval_shape``: no
-   FLOPs). Its frame hands out each State's per-lane value the first time the State is looked
-   up (:class:`LaneValues`): a slice of a batched state, one key per lane for a random state; any
-   other State is read from the enclosing context, unbatched. The probe records the States the
-   function touches and which of its writes hold batched values.
+2. **Probe.** The bridge's ``discover`` traces the function abstractly under ``jax.vmap`` (no
+   FLOPs), with a value provider that gives each State its per-lane value: a slice of a
+   batched state, one key per lane for a random state; any other State is read from the
+   enclosing context, unbatched. It records the States the function touches, and its
+   ``finish`` callback which of the writes hold batched values.
 3. **Map.** The bridge's ``pure`` goes through one ``jax.vmap``: batched states enter at their
    axis, random states as one key per lane, the rest unbatched; written states leave at their
    declared axis, or unbatched. Only then is anything written, in the enclosing context (an
@@ -26,8 +26,11 @@ Called eagerly, a held ``vmap``/``vmap2`` object keeps its programs (``_core.sit
 
 from __future__ import annotations
 
+import contextlib
+import threading
 import warnings
-from collections.abc import Callable, Sequence
+import weakref
+from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
 import jax
@@ -36,19 +39,20 @@ import numpy as np
 from jax._src.interpreters.batching import BatchTrace
 
 from .._core.bridge import (
+    OUTER,
     Discovery,
     Pure,
     Signature,
-    fresh_jax_traces,
+    discover,
+    outer_value,
     read_values,
     write_values,
 )
 from .._filters import to_predicate
-from .._state import Frame, State, active_frames, current_trace, frame
+from .._state import Frame, State, active_frames, current_trace
 from ..random import RandomState
 
 _NOT = object()  # "not declared": distinct from an axis of None ("declared unbatched")
-_OUTER = object()  # a probe frame's answer for a State it leaves to the enclosing context
 
 
 class BatchAxisError(ValueError):
@@ -154,6 +158,11 @@ class Spec:
         new_states: bool = False,
         exclude: Any = None,
         state_tag: str | None = None,
+        new_filters: Sequence[tuple[int | None, Any]] = (),
+        mapping_fn: Callable[..., Any] | None = None,
+        mapping_kwargs: dict[str, Any] | None = None,
+        static_argnums: Sequence[int] = (),
+        static_argnames: Sequence[str] = (),
     ):
         if not callable(fn):
             raise TypeError(f"{where}: the function must be callable, got {type(fn).__name__}")
@@ -172,6 +181,23 @@ class Spec:
         self.in_filters, self.out_filters = tuple(in_filters), tuple(out_filters)
         self.policy, self.new_states, self.state_tag = policy, new_states, state_tag
         self.exclude = None if exclude is None else to_predicate(exclude)
+        # Created States (``new_states``): the first filter that matches gives the axis; the
+        # excluded ones are shared (None); every other one gets axis 0.
+        self.new_filters = tuple(new_filters)
+        self.new_axes_order = list(dict.fromkeys([None, *(a for a, _ in new_filters), 0]))
+        # The mapping primitive of the call (the probe always runs under jax.vmap: the batch
+        # dimensions it finds are the same under jax.pmap). None: jax.vmap.
+        self.mapping_fn, self.mapping_kwargs = mapping_fn, dict(mapping_kwargs or {})
+        self.static_argnums, self.static_argnames = tuple(static_argnums), tuple(static_argnames)
+
+    def new_axis(self, s: State) -> int | None:
+        """The axis a State the function creates is written back with (``new_states``)."""
+        if self.exclude is not None and self.exclude((), s):
+            return None
+        for axis, pred in self.new_filters:
+            if pred((), s):
+                return axis
+        return 0
 
     def in_axis(self, s: State) -> Any:
         """The axis ``s`` is batched on when it enters (None: unbatched; ``_NOT``: undeclared)."""
@@ -291,7 +317,11 @@ def _batch_size(sources: list[tuple[str, int]], axis_size: int | None, where: st
     distinct = {n for _, n in sources}
     if len(distinct) > 1:
         detail = ", ".join(f"{name}: {n}" for name, n in sources)
-        raise ValueError(f"{where}: the mapped axes have different sizes ({detail})")
+        (first, n0), (other, n1) = sources[0], next(x for x in sources if x[1] != sources[0][1])
+        raise ValueError(
+            f"{where}: the mapped axes have different sizes ({detail}): {first} ({n0}) "
+            f"conflicts with the mapped size {n1} of {other}"
+        )
     if not distinct:
         raise ValueError(
             f"{where}: nothing to map over: no argument is mapped (in_axes) and no State is "
@@ -303,42 +333,21 @@ def _batch_size(sources: list[tuple[str, int]], axis_size: int | None, where: st
 # --- the probe: which States the call touches, and which writes are batched ----------------
 
 
-def outer_value(s: State, frames: Sequence[Frame]) -> Any:
-    """The value ``s`` has in the context given by ``frames`` (innermost last)."""
-    for f in reversed(frames):
-        if s in f.values:
-            return f.values[s]
-    return s._value
-
-
-class LaneValues(dict):  # type: ignore[type-arg]
-    """The values of a probe's frame: ``make(state, outer_value)`` gives a State's per-lane (or
-    per-shard) value the first time the State is looked up, or ``_OUTER`` to leave the State
-    to the enclosing context."""
-
-    __slots__ = ("outer", "make")
-
-    def __init__(self, outer: Sequence[Frame], make: Callable[[State, Any], Any]):
-        super().__init__()
-        self.outer, self.make = outer, make
-
-    def __contains__(self, s: object) -> bool:
-        if dict.__contains__(self, s):
-            return True
-        if not isinstance(s, State):
-            return False
-        value = self.make(s, outer_value(s, self.outer))
-        if value is _OUTER:
-            return False
-        self[s] = value
-        return True
-
-
 def is_batched(value: Any, trace: Any) -> bool:
     """Whether a leaf of ``value`` is batched over the mapped axis of the vmap ``trace``."""
+    return batch_dim(value, trace) is not None
+
+
+def batch_dim(value: Any, trace: Any) -> int | None:
+    """The axis along which ``value`` is batched in the vmap ``trace`` (its first batched
+    leaf's), or None when no leaf is batched."""
     if not isinstance(trace, BatchTrace):
-        return False
-    return any(trace.to_batch_info(x)[1] is not None for x in jax.tree.leaves(value))
+        return None
+    for x in jax.tree.leaves(value):
+        dim = trace.to_batch_info(x)[1]
+        if dim is not None:
+            return int(dim)
+    return None
 
 
 def _lane_maker(spec: Spec, n: int) -> Callable[[State, Any, Any], Any]:
@@ -350,47 +359,100 @@ def _lane_maker(spec: Spec, n: int) -> Callable[[State, Any, Any], Any]:
             return jax.tree.map(lambda v: jnp.take(v, lane, axis=axis), value)
         if spec.is_random(s):
             return jnp.take(jax.random.split(value, n + 1)[1:], lane, axis=0)
-        return _OUTER
+        return OUTER
 
     return make
 
 
 def _probe(
-    spec: Spec, sig: Signature, in_axes: Any, args: Any, kwargs: Any, n: int
-) -> tuple[Discovery, set[State]]:
-    found: list[tuple[Discovery, set[State]]] = []
-    outer = tuple(active_frames())
+    spec: Spec,
+    fn: Callable[..., Any],
+    args: tuple[Any, ...],
+    kwargs: dict[str, Any],
+    in_axes: Any,
+    n: int,
+) -> tuple[Discovery, dict[State, int]]:
+    """The States the call touches and, for each of its writes that is batched, the axis it is
+    batched on, found by the bridge's probe run under ``jax.vmap``: each State reads its
+    per-lane value there."""
     make = _lane_maker(spec, n)
+    batched: dict[State, int] = {}
 
-    def body(lane: Any, a: tuple[Any, ...], kw: dict[str, Any]) -> None:
-        fresh_jax_traces()
-        real_args, real_kwargs = sig.rebuild(a, kw)
-        with frame(LaneValues(outer, lambda s, v: make(s, v, lane))) as f:
-            batched: set[State] = set()
-            try:
-                spec.fn(*real_args, **real_kwargs)
-                batched = {
-                    s
-                    for s in f.writes
-                    if s not in f.created and is_batched(dict.get(f.values, s), f.trace)
-                }
-            finally:
-                found.append((Discovery.of(f), batched))
-                f.values = {}
+    def under(probe: Callable[..., Any]) -> Callable[..., Any]:
+        def lane_probe(lane: Any, a: tuple[Any, ...], kw: dict[str, Any]) -> None:
+            probe(a, kw, lambda s, v: make(s, v, lane))
 
-    mapped = _jax_vmap(spec, body, (0, in_axes, 0), None, n)
-    jax.eval_shape(mapped, jax.ShapeDtypeStruct((n,), jnp.int32), args, kwargs)
-    return found[0]
+        mapped = _jax_vmap(spec, lane_probe, (0, in_axes, 0), None, n)
+        return lambda a, kw: mapped(jnp.arange(n, dtype=jnp.int32), a, kw)
+
+    def finish(f: Frame, out: Any) -> None:
+        for s in f.writes:
+            dim = None if s in f.created else batch_dim(dict.get(f.values, s), f.trace)
+            if dim is not None:
+                batched[s] = dim
+
+    with _in_probe(spec.new_states):
+        d, _ = discover(fn, args, kwargs, under=under, finish=finish)
+    return d, batched
 
 
-def _jax_vmap(spec: Spec, fn: Callable[..., Any], in_axes: Any, out_axes: Any, n: int) -> Any:
-    return jax.vmap(
+_probe_depth = threading.local()
+
+
+@contextlib.contextmanager
+def _in_probe(active: bool) -> Iterator[None]:
+    """Mark the probe of a function that creates States (see ``in_new_state_probe``)."""
+    if not active:
+        yield
+        return
+    _probe_depth.n = getattr(_probe_depth, "n", 0) + 1
+    try:
+        yield
+    finally:
+        _probe_depth.n -= 1
+
+
+def in_new_state_probe() -> bool:
+    """Whether the caller runs inside the probe of ``vmap_new_states``/``vmap2_new_states``/
+    ``pmap2_new_states``: the abstract pass that finds the States the function touches before
+    the mapped pass. States created there are thrown away; code with a one-shot side effect
+    bound to the States it creates (caching a compiled graph over them, say) should skip it
+    while this returns True.
+
+    Example:
+        >>> import jax.numpy as jnp, facade
+        >>> seen = []
+        >>> def build(x):
+        ...     seen.append(facade.transform.in_new_state_probe())
+        ...     return facade.ShortTermState(x).value
+        >>> _ = facade.transform.vmap_new_states(build)(jnp.arange(3.0))
+        >>> seen, facade.transform.in_new_state_probe()
+        ([True, False], False)
+    """
+    return getattr(_probe_depth, "n", 0) > 0
+
+
+def _mapped(spec: Spec, fn: Callable[..., Any], in_axes: Any, out_axes: Any, n: int) -> Any:
+    """``fn`` under the call's mapping primitive (``jax.vmap`` unless ``mapping_fn`` says)."""
+    if spec.mapping_fn is None:
+        return _jax_vmap(spec, fn, in_axes, out_axes, n)
+    return spec.mapping_fn(
         fn,
         in_axes=in_axes,
         out_axes=out_axes,
         axis_name=spec.axis_name,
         axis_size=n,
-        spmd_axis_name=spec.spmd_axis_name,
+        **spec.mapping_kwargs,
+    )
+
+
+def _jax_vmap(spec: Spec, fn: Callable[..., Any], in_axes: Any, out_axes: Any, n: int) -> Any:
+    # ``mapping_kwargs`` of a StatefulMapping over jax.vmap go to jax.vmap (probe included).
+    options = {"spmd_axis_name": spec.spmd_axis_name}
+    if spec.mapping_fn is None:
+        options.update(spec.mapping_kwargs)
+    return jax.vmap(
+        fn, in_axes=in_axes, out_axes=out_axes, axis_name=spec.axis_name, axis_size=n, **options
     )
 
 
@@ -398,7 +460,7 @@ def _jax_vmap(spec: Spec, fn: Callable[..., Any], in_axes: Any, out_axes: Any, n
 
 
 def _undeclared_error(spec: Spec, s: State) -> BatchAxisError:
-    declare = "state_out_axes" if spec.where == "vmap2" else "out_states"
+    declare = "out_states" if spec.where in ("vmap", "vmap_new_states") else "state_out_axes"
     return BatchAxisError(
         f"{spec.where}: {s._describe()} is written with a value batched over the mapped axis, "
         f"but {declare} does not give it a batch axis, so its new value has nowhere to go. "
@@ -408,17 +470,30 @@ def _undeclared_error(spec: Spec, s: State) -> BatchAxisError:
     )
 
 
-class _Plan:
-    """Where each State of a discovery goes in ``jax.vmap``: its input axis, its output."""
+# An undeclared read-modify-write State of the 'auto' policy whose size did not fit the batch
+# warns once (it gains a batch axis, rarely what was meant).
+_WARNED: weakref.WeakSet[State] = weakref.WeakSet()
 
-    def __init__(self, spec: Spec, d: Discovery, batched: set[State]):
+
+def _axis_length(value: Any, axis: int) -> int | None:
+    leaves = jax.tree.leaves(value)
+    if not leaves:
+        return None
+    shape = np.shape(leaves[0])
+    return int(shape[axis]) if -len(shape) <= axis < len(shape) else None
+
+
+class _Plan:
+    """Where each State of a discovery goes in the mapped call: its input axis, its output."""
+
+    def __init__(self, spec: Spec, d: Discovery, batched: dict[State, int], n: int):
         self.discovery = d
         self.random = [s for s in d.states if spec.is_random(s)]
         randoms = set(self.random)
-        self.in_axes = [
-            0 if s in randoms else (None if spec.in_axis(s) is _NOT else spec.in_axis(s))
+        in_axes = {
+            s: 0 if s in randoms else (None if spec.in_axis(s) is _NOT else spec.in_axis(s))
             for s in d.states
-        ]
+        }
         self.mapped: list[State] = []  # written back with a batch axis ...
         self.mapped_axes: list[int] = []  # ... this one
         self.plain: list[State] = []  # written back unbatched
@@ -432,17 +507,37 @@ class _Plan:
             elif s in batched:
                 if axis is None or spec.policy == "raise":
                     raise _undeclared_error(spec, s)
+                dim = batched[s]
                 if spec.policy == "warn":
                     warnings.warn(
                         f"{spec.where}: {s._describe()} is written batched without a declared "
-                        "axis; it is written back with a batch axis 0",
+                        f"axis; it is written back with a batch axis {dim}",
                         UserWarning,
                         stacklevel=4,
                     )
+                elif spec.policy == "auto" and s in d.reads:
+                    # A read-modify-write State: when its value already has the batch size on
+                    # that axis, each element reads and writes its own slice; otherwise it
+                    # gains the batch axis (decided from the value at every trace, so a later
+                    # call that finds the batch axis in place keeps it).
+                    if _axis_length(outer_value(s, active_frames()), dim) == n:
+                        in_axes[s] = dim
+                    elif s not in _WARNED:
+                        _WARNED.add(s)
+                        warnings.warn(
+                            f"{spec.where}: {s._describe()} is read and written with a batched "
+                            f"value but no state axes declare it, and its size on axis {dim} "
+                            f"is not the mapped size {n}; it is written back with a new batch "
+                            f"axis {dim}. Declare it in state_in_axes/state_out_axes if each "
+                            "element should read and write its own slice.",
+                            UserWarning,
+                            stacklevel=4,
+                        )
                 self.mapped.append(s)
-                self.mapped_axes.append(0)
+                self.mapped_axes.append(dim)
             else:
                 self.plain.append(s)
+        self.in_axes = [in_axes[s] for s in d.states]
         self.advanced = [s for s in self.random if s not in set(self.mapped)]
 
 
@@ -453,22 +548,55 @@ def vmap_traced(spec: Spec, *args: Any, **kwargs: Any) -> Any:
     return vmap_call(spec, args, kwargs, [])
 
 
+def _close_statics(
+    spec: Spec, args: tuple[Any, ...], kwargs: dict[str, Any]
+) -> tuple[Callable[..., Any], tuple[Any, ...], dict[str, Any], Any]:
+    """The function with its static arguments closed over (neither traced nor mapped), the
+    remaining arguments, and ``in_axes`` without the static positions' entries."""
+    where, n = spec.where, len(args)
+    nums = set()
+    for i in spec.static_argnums:
+        if not -n <= i < n:
+            raise ValueError(
+                f"{where}: static_argnums contains {i}, but the function was called with {n} "
+                "positional arguments"
+            )
+        nums.add(i % n)
+    fixed = {i: args[i] for i in nums}
+    fixed_kw = {k: kwargs[k] for k in spec.static_argnames if k in kwargs}
+
+    def fn(*dyn: Any, **kw: Any) -> Any:
+        rest = iter(dyn)
+        full = [fixed[i] if i in fixed else next(rest) for i in range(n)]
+        return spec.fn(*full, **kw, **fixed_kw)
+
+    in_axes = spec.in_axes
+    if isinstance(in_axes, tuple) and len(in_axes) == n:
+        in_axes = tuple(a for i, a in enumerate(in_axes) if i not in nums)
+    dyn_args = tuple(a for i, a in enumerate(args) if i not in nums)
+    dyn_kwargs = {k: v for k, v in kwargs.items() if k not in fixed_kw}
+    return fn, dyn_args, dyn_kwargs, in_axes
+
+
 def vmap_call(
     spec: Spec, args: tuple[Any, ...], kwargs: dict[str, Any], created: list[State]
 ) -> Any:
-    """The mapped call; ``created`` receives the States the function creates (vmap_new_states)."""
+    """The mapped call; ``created`` receives the States the function creates (new_states)."""
     where = spec.where
+    fn, spec_in_axes = spec.fn, spec.in_axes
+    if spec.static_argnums or spec.static_argnames:
+        fn, args, kwargs, spec_in_axes = _close_statics(spec, args, kwargs)
     sig = Signature(args, kwargs)
     args_dyn, kw_dyn = sig.split(args, kwargs)
-    per_arg = _arg_axes(spec.in_axes, args_dyn, where)
+    per_arg = _arg_axes(spec_in_axes, args_dyn, where)
     sources = _arg_sizes(per_arg, args_dyn, kw_dyn, where)
     for s, axis in spec.state_in.items():
         if axis is not None:
             sources += _state_sizes(s, outer_value(s, active_frames()), axis, where)
     n = _batch_size(sources, spec.axis_size, where)
-    in_axes = spec.in_axes if isinstance(spec.in_axes, tuple) else per_arg
-    d, batched = _probe(spec, sig, in_axes, args_dyn, kw_dyn, n)
-    plan = _Plan(spec, d, batched)
+    in_axes = spec_in_axes if isinstance(spec_in_axes, tuple) else per_arg
+    d, batched = _probe(spec, fn, args, kwargs, in_axes, n)
+    plan = _Plan(spec, d, batched, n)
 
     # Inputs: every state's current value (read through the enclosing frames), one key per
     # lane for the random states.
@@ -480,68 +608,72 @@ def vmap_call(
         values[i] = keys[1:]
         new_keys.append(keys[0])
 
-    fn = _capturing(spec, created) if spec.new_states else spec.fn
-    pure = Pure(fn, d, sig)
+    body = _capturing(spec, fn, created) if spec.new_states else fn
+    pure = Pure(body, d, sig)
     index = {s: i for i, s in enumerate(d.writes)}
+    order = spec.new_axes_order
 
-    def lane(values: list[Any], a: tuple[Any, ...], kw: dict[str, Any]) -> Any:
+    def lane(values: list[Any], a: tuple[Any, ...], kw: dict[str, Any], *_: Any) -> Any:
         out, written = pure(values, *a, **kw)
         trace = current_trace()
         plain = [written[index[s]] for s in plan.plain]
         for s, v in zip(plan.plain, plain, strict=True):
             if is_batched(v, trace):  # the probe saw it unbatched: a guard, never expected
                 raise _undeclared_error(spec, s)
-        new: Any = ((), ())
+        new: Any = tuple([] for _ in order)
         if spec.new_states:
             out, new = out
-            _check_excluded(spec, new[1], created, trace)
+            _check_shared(spec, new[0], created, trace)
         return out, [written[index[s]] for s in plan.mapped], plain, new
 
-    out_axes = (spec.out_axes, plan.mapped_axes, None, (0, None))
-    mapped = _jax_vmap(spec, lane, (plan.in_axes, in_axes, 0), out_axes, n)
-    out, mapped_values, plain_values, new_values = mapped(values, args_dyn, kw_dyn)
+    out_axes = (spec.out_axes, plan.mapped_axes, None, tuple(order))
+    inputs: tuple[Any, ...] = (values, args_dyn, kw_dyn)
+    lane_axes: tuple[Any, ...] = (plan.in_axes, in_axes, 0)
+    if spec.mapping_fn is not None:
+        # jax.pmap needs a mapped input even when nothing else is mapped: the lanes' indices.
+        inputs, lane_axes = (*inputs, jnp.arange(n)), (*lane_axes, 0)
+    mapped = _mapped(spec, lane, lane_axes, out_axes, n)
+    out, mapped_values, plain_values, new_values = mapped(*inputs)
     pure.check_traces(where)
     write_values(plan.mapped, mapped_values)
     write_values(plan.plain, plain_values)
     write_values(plan.advanced, new_keys)
     if spec.new_states:
-        vectorized = [s for s in created if not _excluded(spec, s)]
-        excluded = [s for s in created if _excluded(spec, s)]
-        write_values(vectorized, new_values[0])
-        write_values(excluded, new_values[1])
+        for axis, group in zip(order, new_values, strict=True):
+            write_values([s for s in created if spec.new_axis(s) == axis], group)
     return out
 
 
-def _excluded(spec: Spec, s: State) -> bool:
-    return spec.exclude is not None and bool(spec.exclude((), s))
-
-
-def _capturing(spec: Spec, created: list[State]) -> Callable[..., Any]:
-    """``spec.fn`` also returning the values of the States it creates (vmap_new_states)."""
+def _capturing(spec: Spec, fn: Callable[..., Any], created: list[State]) -> Callable[..., Any]:
+    """``fn`` also returning the values of the States it creates, grouped by their axes in
+    ``spec.new_axes_order`` (new_states)."""
 
     def run(*args: Any, **kwargs: Any) -> Any:
-        out = spec.fn(*args, **kwargs)
+        out = fn(*args, **kwargs)
         f = active_frames()[-1]  # the frame of the pure function: the States' values live there
         new = [s for s in f.created if dict.__contains__(f.values, s)]
         created[:] = new
         if spec.state_tag is not None:
             for s in new:
                 s.metadata["tag"] = spec.state_tag
-        vectorized = [f.values[s] for s in new if not _excluded(spec, s)]
-        excluded = [f.values[s] for s in new if _excluded(spec, s)]
-        return out, (vectorized, excluded)
+        groups = tuple(
+            [f.values[s] for s in new if spec.new_axis(s) == axis] for axis in spec.new_axes_order
+        )
+        return out, groups
 
     return run
 
 
-def _check_excluded(spec: Spec, values: list[Any], created: list[State], trace: Any) -> None:
-    excluded = [s for s in created if _excluded(spec, s)]
-    for s, v in zip(excluded, values, strict=True):
+def _check_shared(spec: Spec, values: list[Any], created: list[State], trace: Any) -> None:
+    """The created States shared by every element (axis None) must not depend on the lanes."""
+    shared = [s for s in created if spec.new_axis(s) is None]
+    for s, v in zip(shared, values, strict=True):
         if is_batched(v, trace):
+            why = "excluded by state_to_exclude" if spec.exclude is not None else "given axis None"
             raise BatchAxisError(
-                f"{spec.where}: {s._describe()} is excluded by state_to_exclude, so it is shared "
-                "by every element, but its value depends on the mapped inputs"
+                f"{spec.where}: {s._describe()} is {why}, so it is shared by every element, "
+                "but its value depends on the mapped inputs"
             )
 
 
-__all__ = ["BatchAxisError"]
+__all__ = ["BatchAxisError", "in_new_state_probe"]

@@ -1,9 +1,8 @@
 """State-aware ``shard_map``: a stateful function run on every shard of a device mesh (SPMD).
 
-The function is probed abstractly under ``jax.shard_map`` to find the States it touches (its
-frame hands each State a placeholder of its per-shard shape, see ``_mapping.LaneValues``).
-Then the
-bridge's ``pure`` goes through one ``jax.shard_map``: each State enters with its spec
+The bridge's ``discover`` probes the function abstractly under ``jax.shard_map`` to find the
+States it touches (its value provider hands each State a placeholder of its per-shard shape).
+Then the bridge's ``pure`` goes through one ``jax.shard_map``: each State enters with its spec
 (replicated by default), each written State leaves with its out spec, and the new values are
 written back, so they keep the sharding their spec gives them on the mesh.
 """
@@ -21,9 +20,8 @@ from jax.sharding import Mesh, NamedSharding
 from jax.sharding import PartitionSpec as P
 
 from .._core import sites
-from .._core.bridge import Discovery, Pure, Signature, fresh_jax_traces, read_values, write_values
-from .._state import State, active_frames, frame
-from ._mapping import LaneValues
+from .._core.bridge import Discovery, Pure, Signature, discover, read_values, write_values
+from .._state import State
 
 REPLICATED = P()
 
@@ -126,9 +124,10 @@ def _axes_of(spec: P) -> tuple[Any, ...]:
     return tuple(a for names in spec if names is not None for a in _names(names))
 
 
-def _probe(spec: _ShardSpec, sig: Signature, arg_specs: Any, args: Any, kwargs: Any) -> Discovery:
-    found: list[Discovery] = []
-    outer = tuple(active_frames())
+def _probe(
+    spec: _ShardSpec, arg_specs: Any, args: tuple[Any, ...], kwargs: dict[str, Any]
+) -> Discovery:
+    """The States the call touches, found by the bridge's probe run under ``jax.shard_map``."""
 
     # Every State gets a placeholder of its per-shard shape (a State is never closed over: a
     # value sharded on a mesh with explicit axes cannot be).
@@ -143,27 +142,19 @@ def _probe(spec: _ShardSpec, sig: Signature, arg_specs: Any, args: Any, kwargs: 
 
         return jax.tree.map(placeholder, value)
 
-    def body(a: tuple[Any, ...], kw: dict[str, Any]) -> tuple[()]:
-        fresh_jax_traces()
-        real_args, real_kwargs = sig.rebuild(a, kw)
-        with frame(LaneValues(outer, per_shard)) as f:
-            try:
-                spec.fun(*real_args, **real_kwargs)
-            finally:
-                found.append(Discovery.of(f))
-                f.values = {}
-        return ()
+    def under(probe: Callable[..., Any]) -> Callable[..., Any]:
+        specs = (arg_specs, REPLICATED)
+        mapped = jax.shard_map(
+            lambda a, kw: (probe(a, kw), ())[1],
+            mesh=spec.mesh,
+            in_specs=specs,
+            out_specs=(),
+            check_vma=spec.check_vma,
+        )
+        return lambda *inputs: mapped(*_placed(spec.mesh, specs, inputs))
 
-    mapped = jax.shard_map(
-        body,
-        mesh=spec.mesh,
-        in_specs=(arg_specs, REPLICATED),
-        out_specs=(),
-        check_vma=spec.check_vma,
-    )
-    specs = (arg_specs, REPLICATED)
-    jax.eval_shape(lambda *inputs: mapped(*_placed(spec.mesh, specs, inputs)), args, kwargs)
-    return found[0]
+    d, _ = discover(spec.fun, args, kwargs, values=per_shard, under=under)
+    return d
 
 
 def _placed(mesh: Mesh, specs: Any, tree: Any) -> Any:
@@ -181,7 +172,7 @@ def _shard_map_traced(spec: _ShardSpec, *args: Any, **kwargs: Any) -> Any:
     sig = Signature(args, kwargs)
     args_dyn, kw_dyn = sig.split(args, kwargs)
     arg_specs = spec.arg_specs(len(args_dyn))
-    d = _probe(spec, sig, arg_specs, args_dyn, kw_dyn)
+    d = _probe(spec, arg_specs, args, kwargs)
     state_specs = [spec.in_spec(s) for s in d.states]
     written_specs = [spec.out_spec(s) for s in d.writes]
     pure = Pure(spec.fun, d, sig)

@@ -1,4 +1,5 @@
-"""The public batching transforms: ``vmap``, ``vmap2``, ``vmap_new_states``, ``map``, ``unvmap``.
+"""The public batching transforms: ``vmap``, ``vmap_new_states``, ``map``, ``unvmap`` (``vmap2``
+and ``StatefulMapping`` are in ``_stateful_mapping``).
 
 Each is a thin layer over the engine in ``_mapping`` (how a call's States go through one
 ``jax.vmap``): it checks and records its options in a ``_mapping.Spec``, and runs the mapped call
@@ -22,7 +23,7 @@ from .._core import sites
 from .._core.bridge import discover
 from ..random import RandomState
 from ._loops import _for_loop_traced, leading_length
-from ._mapping import Spec, declared_states, filter_axes, vmap_call, vmap_traced
+from ._mapping import Spec, declared_states, vmap_call, vmap_traced
 
 # --- public transforms ------------------------------------------------------------------------
 
@@ -104,75 +105,6 @@ def vmap(
         state_out = declared_states(out_states, "out_states", where)
         spec = Spec(
             f, where, in_axes, out_axes, axis_name, axis_size, spmd_axis_name, state_in, state_out
-        )
-        return Mapped(spec)
-
-    return make if fn is None else make(fn)
-
-
-_POLICIES = ("auto", "raise", "warn", "ignore")
-
-
-def vmap2(
-    fn: Callable[..., Any] | None = None,
-    *,
-    in_axes: int | None | Sequence[Any] = 0,
-    out_axes: Any = 0,
-    axis_name: Any = None,
-    axis_size: int | None = None,
-    spmd_axis_name: Any = None,
-    state_in_axes: Any = None,
-    state_out_axes: Any = None,
-    unexpected_out_state_mapping: str = "auto",
-) -> Any:
-    """:func:`vmap` with States chosen by filters instead of by instance.
-
-    ``state_in_axes``/``state_out_axes`` map axes to filters (a State subclass, a predicate
-    ``(path, state) -> bool``, ``...``, a State or list of States; a bare filter means axis 0).
-    A filter sees each State the function touches, with the path ``()``. A State written
-    with a batched value that no filter gives an axis is, by ``unexpected_out_state_mapping``:
-    written back with a batch axis 0 (``'auto'``, ``'ignore'``), the same with a warning
-    (``'warn'``), or refused with :class:`BatchAxisError` (``'raise'``). Needs a mapped
-    argument or ``axis_size`` to size the mapped axis.
-
-    Raises:
-        ValueError: ``unexpected_out_state_mapping`` unknown, or as :func:`vmap`.
-        BatchAxisError, TypeError: as :func:`vmap`.
-
-    Example:
-        >>> import jax.numpy as jnp, facade
-        >>> counter = facade.ShortTermState(jnp.zeros(3))
-        >>> @facade.transform.vmap2(state_in_axes={0: facade.ShortTermState},
-        ...                         state_out_axes={0: facade.ShortTermState})
-        ... def accumulate(x):
-        ...     counter.value = counter.value + x
-        ...     return counter.value
-        >>> accumulate(jnp.asarray([1.0, 2.0, 3.0]))
-        Array([1., 2., 3.], dtype=float32)
-    """
-    where = "vmap2"
-    if unexpected_out_state_mapping not in _POLICIES:
-        raise ValueError(
-            f"{where}: unexpected_out_state_mapping must be one of {_POLICIES}, got "
-            f"{unexpected_out_state_mapping!r}"
-        )
-    in_filters = filter_axes(state_in_axes, "state_in_axes", where)
-    out_filters = filter_axes(state_out_axes, "state_out_axes", where)
-
-    def make(f: Callable[..., Any]) -> Mapped:
-        spec = Spec(
-            f,
-            where,
-            in_axes,
-            out_axes,
-            axis_name,
-            axis_size,
-            spmd_axis_name,
-            {},
-            {},
-            in_filters,
-            out_filters,
-            unexpected_out_state_mapping,
         )
         return Mapped(spec)
 
@@ -339,6 +271,12 @@ def map(f: Callable[..., Any], *xs: Any, batch_size: int | None = None) -> Any:
         if batch_size < 1:
             raise ValueError(f"{where}: batch_size must be a positive int, got {batch_size}")
         batch_size = int(batch_size)
+    for path, leaf in jax.tree_util.tree_leaves_with_path(xs):
+        if np.ndim(leaf) == 0:
+            raise ValueError(
+                f"{where}: xs{jax.tree_util.keystr(path)} is 0-d (a scalar); every leaf of xs "
+                "needs a leading axis to map over"
+            )
     run = functools.partial(_map_traced, f, batch_size)
     return sites.call((where, batch_size), run, xs, fns=(f,))
 
@@ -414,4 +352,4 @@ def unvmap(x: Any, op: str = "any") -> Any:
     return _unvmap_p.bind(jnp.asarray(x), op=op)
 
 
-__all__ = ["map", "unvmap", "vmap", "vmap2", "vmap_new_states"]
+__all__ = ["map", "unvmap", "vmap", "vmap_new_states"]
