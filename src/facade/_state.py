@@ -108,10 +108,16 @@ def _creation_site() -> str:
     return "<unknown>" if f is None else f"{f.f_code.co_filename}:{f.f_lineno}"
 
 
-def check_value(value: Any, owner: str) -> Any:
-    """Check that ``value`` is a pytree of arrays (what JAX can trace); return it."""
+def check_value(value: Any, owner: str | State) -> Any:
+    """Check that ``value`` is a pytree of arrays (what JAX can trace); return it.
+
+    ``owner`` names the value in errors; a State is described only when one is raised (its
+    description is a formatted string, too slow to build on every write).
+    """
     if isinstance(value, jax.Array):  # the common case, and the cheap one
         return value
+    if isinstance(owner, State):
+        owner = owner._describe()
     if value is None:
         raise TypeError(f"{owner}: a State's value must be a pytree of arrays or numbers, got None")
     leaves = jax.tree.leaves(value)
@@ -180,6 +186,69 @@ def _summarise(x: Any) -> Any:
     return f"{dtype}[{', '.join(map(str, np.shape(x)))}]"
 
 
+def _record_read(state: State, frames: list[Frame]) -> None:
+    for f in frames:
+        if state not in f.writes:
+            f.reads[state] = None
+        f.touched[state] = None
+    if frames[-1].trace is not current_trace():
+        raw_nested_reads[0] = True
+
+
+def _frame_value(state: State, frames: list[Frame]) -> Any:
+    for f in reversed(frames):
+        if state in f.values:
+            return f.values[state]
+    if is_abstract(state._value):
+        raise TypeError(
+            f"{state._describe()} holds only shapes and dtypes: it was created inside a "
+            "transform (e.g. a model built by eval_shape, or init_all_states called inside "
+            "jit or grad), which keeps its value local; give it a value (initialise the "
+            "model outside the transform, or reset_all_states inside it writes the same "
+            "State) before running it, or use it inside facade.transform.eval_shape"
+        )
+    return state._value
+
+
+def _frame_write(state: State, new: Any, frames: list[Frame]) -> None:
+    inner = frames[-1]
+    trace = current_trace()
+    if inner.trace is not trace and inner.created.get(state) is not trace and _holds_tracer(new):
+        raise _raw_write_error(state, new)
+    for f in frames:
+        f.writes[state] = None
+        f.touched[state] = None
+    inner.values[state] = new
+
+
+def _param_init() -> Any:
+    """``braintools.init.param`` when braintools is installed (what brainstate calls, with
+    braintools' unit-aware rules), else the facade's own ``nn.init.param``."""
+    try:
+        from braintools.init import param
+    except ImportError:
+        from .nn.init import param
+    return param
+
+
+def record_state_value_read(state: State) -> None:
+    """Record a read of ``state`` in every active frame, as ``State.value`` does (brainstate's
+    ``brainstate._state.record_state_value_read``: a subclass that overrides ``value`` calls
+    it, then ``_read_value()``). Outside any facade trace there is nothing to record."""
+    frames = _local.frames
+    if frames:
+        _record_read(state, frames)
+
+
+def record_state_value_write(state: State) -> None:
+    """Record a write of ``state`` in every active frame (brainstate's
+    ``record_state_value_write``). The value itself is written by ``state._write_value(v)``,
+    which records the write too, so a subclass that forgets this call is still traced right."""
+    for f in _local.frames:
+        f.writes[state] = None
+        f.touched[state] = None
+
+
 class State:
     """A mutable container for a pytree of arrays, tracked by the facade's transforms.
 
@@ -195,7 +264,12 @@ class State:
         Array([1., 1.], dtype=float32)
     """
 
-    __slots__ = ("_value", "name", "source", "metadata", "__weakref__")
+    # No ``__slots__`` of its own (instances keep a ``__dict__``): a client may subclass State
+    # together with a class that has slots, as brainpy's ``class Variable(State, Array)`` with
+    # ``Array.__slots__ = ("_value",)`` does; two bases that both define slots cannot be
+    # combined. In such a class ``_value`` is the other base's slot, which this code uses as is.
+    # Reading an attribute from the instance dict costs the same as from a slot (measured: the
+    # value getter and setter, and a held transform's call, are unchanged).
 
     def __init__(self, value: Any, name: str | None = None, **metadata: Any):
         if name is not None and not isinstance(name, str):
@@ -203,7 +277,7 @@ class State:
         self.name = name
         self.source = _creation_site()
         self.metadata = metadata
-        value = check_value(value, self._describe())
+        value = check_value(value, self)
         frames = _local.frames
         if not frames:
             if _holds_tracer(value):
@@ -223,42 +297,36 @@ class State:
         frames = _local.frames
         if not frames:
             return self._value
-        for f in frames:
-            if self not in f.writes:
-                f.reads[self] = None
-            f.touched[self] = None
-        if frames[-1].trace is not current_trace():
-            raw_nested_reads[0] = True
-        for f in reversed(frames):
-            if self in f.values:
-                return f.values[self]
-        if is_abstract(self._value):
-            raise TypeError(
-                f"{self._describe()} holds only shapes and dtypes: it was created inside a "
-                "transform (e.g. a model built by eval_shape, or init_all_states called inside "
-                "jit or grad), which keeps its value local; give it a value (initialise the "
-                "model outside the transform, or reset_all_states inside it writes the same "
-                "State) before running it, or use it inside facade.transform.eval_shape"
-            )
-        return self._value
+        _record_read(self, frames)
+        return _frame_value(self, frames)
 
     @value.setter
     def value(self, new: Any) -> None:
-        new = check_value(new, self._describe())
+        new = check_value(new, self)
         frames = _local.frames
         if not frames:
             if _holds_tracer(new):
                 raise _raw_write_error(self, new)
             self._value = new
             return
-        inner = frames[-1]
-        trace = current_trace()
-        if inner.trace is not trace and inner.created.get(self) is not trace and _holds_tracer(new):
-            raise _raw_write_error(self, new)
-        for f in frames:
-            f.writes[self] = None
-            f.touched[self] = None
-        inner.values[self] = new
+        _frame_write(self, new, frames)
+
+    # brainstate's two hooks for a subclass that customises ``value`` (brainpy's ``Variable``
+    # does: it records the access with ``record_state_value_read`` / ``_write`` and then calls
+    # these). They read and write through the frames exactly as ``value`` does, so such a
+    # subclass is traced like any State and its own ``_value`` never holds a tracer.
+    def _read_value(self) -> Any:
+        """The value in the current context (the innermost frame that holds one), unrecorded."""
+        frames = _local.frames
+        return _frame_value(self, frames) if frames else self._value
+
+    def _write_value(self, new: Any) -> None:
+        """Write ``new`` as ``value`` does (into the innermost frame while tracing)."""
+        State.value.fset(self, new)  # type: ignore[attr-defined]
+
+    def _check_value_tree(self, new: Any) -> None:
+        """brainstate checks a new value's tree structure only inside its opt-in context
+        (``check_state_value_tree``, off by default, not provided): nothing to check here."""
 
     def _describe(self) -> str:
         label = type(self).__name__ + (f" {self.name!r}" if self.name else "")
@@ -272,6 +340,35 @@ class State:
     def numel(self) -> int:
         """Number of scalar elements in the value."""
         return sum(int(np.size(x)) for x in jax.tree.leaves(self._value))
+
+    @classmethod
+    def init(
+        cls,
+        fn: Any,
+        in_size: int | tuple[int, ...],
+        batch_size: int | None = None,
+        tag: str | None = None,
+    ) -> State:
+        """A new State of this class whose value is the parameter ``fn`` initialised to a shape.
+
+        As brainstate: the value is ``braintools.init.param(fn, in_size, batch_size)`` (an
+        initializer called with ``(batch_size, *in_size)``, an array broadcast to that shape, a
+        number kept as is); without braintools installed, ``facade.nn.init.param``, which
+        follows the same rules for initializers, arrays and numbers.
+
+        Args:
+            fn: an initializer (any callable of a shape), an array or a number.
+            in_size: the shape without the batch axis.
+            batch_size: if given, a leading batch axis of this size.
+            tag: stored in the State's ``metadata`` under ``"tag"``.
+
+        Example:
+            >>> import jax.numpy as jnp, facade
+            >>> h = facade.HiddenState.init(jnp.zeros, (3,), batch_size=2)
+            >>> type(h).__name__, h.value.shape
+            ('HiddenState', (2, 3))
+        """
+        return cls(_param_init()(fn, in_size, batch_size), tag=tag)
 
 
 class ParamState(State):

@@ -53,6 +53,7 @@ __all__ = [
     "cauchy",
     "chisquare",
     "choice",
+    "default_rng",
     "dirichlet",
     "double_sided_maxwell",
     "exponential",
@@ -1053,6 +1054,28 @@ DEFAULT = RandomState(name="DEFAULT")
 """The process-wide random state behind the module-level functions."""
 # Created while this module is imported: name where it lives, not the importer's frame.
 DEFAULT.source = "facade.random.DEFAULT"
+
+
+def default_rng(seed_or_key: KeyLike = None) -> RandomState:
+    """The process-wide :data:`DEFAULT` random state, or a new one from a seed or key.
+
+    Args:
+        seed_or_key: None for :data:`DEFAULT` itself (draws from it advance the module-level
+            functions' key), or an int seed / PRNG key for a new, independent RandomState.
+
+    Returns:
+        :data:`DEFAULT`, or ``RandomState(seed_or_key)``.
+
+    Example:
+        >>> from facade import random
+        >>> random.default_rng() is random.DEFAULT
+        True
+        >>> a, b = random.default_rng(7).uniform(size=2), random.default_rng(7).uniform(size=2)
+        >>> bool((a == b).all())
+        True
+    """
+    return DEFAULT if seed_or_key is None else RandomState(seed_or_key)
+
 
 seed = DEFAULT.seed
 split_key = DEFAULT.split_key

@@ -105,6 +105,19 @@ class Entry:
         return changed
 
 
+def _call_traced(traced: Any, values: list[Any], args: tuple[Any, ...], kwargs: Any) -> Any:
+    """Run a ``jax.jit(...).trace(...)`` program in place, inside the enclosing trace.
+
+    Not ``traced(...)``: ``Traced.__call__`` leaves out the tracers of the enclosing trace that
+    the function closed over, which the traced jaxpr takes as its leading inputs (kept in
+    ``traced._consts``), so a nested transform closing over an outer tracer failed.
+    """
+    flat = jax.tree.leaves(((values, *args), kwargs))
+    closed = traced.jaxpr
+    out = jax.core.eval_jaxpr(closed.jaxpr, closed.consts, *traced._consts, *flat)
+    return jax.tree.unflatten(traced.out_tree, out)
+
+
 class Lowering:
     """The traced and compiled call signatures of one stateful function under one transform.
 
@@ -400,7 +413,7 @@ class Lowering:
         self._remember(WeakDiscovery(d))
         # Read through ``.value``, so that the enclosing trace records the reads.
         values = [s.value if s in d.reads else peek(s) for s in d.states]
-        result, written = traced(values, *args_dyn, **kw_dyn)
+        result, written = _call_traced(traced, values, args_dyn, kw_dyn)
         if check_result is not None:
             check_result(result)
         for s, v in zip(d.writes, written, strict=True):

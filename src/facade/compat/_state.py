@@ -4,17 +4,24 @@ Besides the facade's State classes it defines the two small names that need noth
 facade's core: :func:`maybe_state` and :class:`BatchState` (re-exported as ``facade.maybe_state``
 and ``facade.BatchState``).
 
-``record_state_value_read`` / ``record_state_value_write`` (which brainpy's ``Variable`` calls)
-are not here: recording a read or write of a value kept outside the State's own slot needs the
-facade's trace frames to accept it, a change to ``facade/_state.py`` (listed on
-docs/brainstate-compatibility.md).
+``record_state_value_read`` / ``record_state_value_write`` (which brainpy's ``Variable`` calls
+in its own ``value`` property before ``_read_value()`` / ``_write_value(v)``) record the access in
+the facade's trace frames, as ``State.value`` does.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-from .._state import HiddenState, LongTermState, ParamState, ShortTermState, State
+from .._state import (
+    HiddenState,
+    LongTermState,
+    ParamState,
+    ShortTermState,
+    State,
+    record_state_value_read,
+    record_state_value_write,
+)
 
 __all__ = [
     "BatchState",
@@ -24,6 +31,8 @@ __all__ = [
     "ShortTermState",
     "State",
     "maybe_state",
+    "record_state_value_read",
+    "record_state_value_write",
 ]
 
 

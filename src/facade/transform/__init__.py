@@ -15,7 +15,9 @@ from ._autodiff import (
 from ._branches import cond, ifelse, switch
 from ._eval_shape import eval_shape
 from ._finder import StateFinder
+from ._jaxpr_code import jaxpr_to_python_code
 from ._jit import JittedFunction, jit
+from ._jit_error_if import jit_error_if
 from ._loops import (
     bounded_while_loop,
     checkpointed_for_loop,
@@ -55,7 +57,9 @@ __all__ = [
     "jacfwd",
     "jacobian",
     "jacrev",
+    "jaxpr_to_python_code",
     "jit",
+    "jit_error_if",
     "jvp",
     "map",
     "pmap2",

@@ -16,6 +16,7 @@ from typing import Any, cast
 
 from .._core.sites import Lowering, Transformed, call_program, program_jit_kwargs
 from .._state import active_frames
+from ..typing import Missing
 
 
 def _as_tuple(x: Any, name: str, kind: type) -> tuple[Any, ...]:
@@ -219,7 +220,7 @@ _NOT_GIVEN: Any = object()
 
 
 def jit(
-    fun: Callable[..., Any] | None = None,
+    fun: Callable[..., Any] | Missing | None = None,
     in_shardings: Any = _NOT_GIVEN,
     out_shardings: Any = _NOT_GIVEN,
     static_argnums: int | Sequence[int] | None = None,
@@ -286,4 +287,5 @@ def jit(
             raise TypeError(f"jit: fun must be callable, got {type(f).__name__}")
         return JittedFunction(f, nums, names, options, name)
 
-    return make if fun is None else make(fun)
+    # brainstate's decorator form passes its ``Missing()`` sentinel (brainpy's ``cls_jit`` does).
+    return make if fun is None or isinstance(fun, Missing) else make(fun)
