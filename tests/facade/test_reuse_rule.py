@@ -339,6 +339,27 @@ def test_a_held_grad_inside_jit_is_traced_once_on_the_first_call():
     assert len(traces) == 1
 
 
+def test_a_held_grad_reused_in_the_second_trace_still_reports_its_reads():
+    """jvp's first trace finds a State it did not guess (w1) and traces again, reusing the held
+    grad's program: the reads that grad made must still reach jvp's discovery."""
+    w1 = bs.ParamState(jnp.array([0.5, -1.0]))
+    w2 = bs.ParamState(jnp.array([2.0, 3.0]))
+
+    def loss():
+        return jnp.sum(jnp.sin(w1.value * w2.value) ** 2)
+
+    bs.transform.hessian(loss, grad_states=w2)()  # leaves the guess of grad's next trace
+    grad_fn = bs.transform.grad(loss, grad_states=w2)
+    v = jnp.array([1.0, -2.0])
+    _, hvp = bs.transform.jvp(grad_fn, (), (), grad_states=w2, state_tangents=v)
+
+    def explicit(b):
+        return jnp.sum(jnp.sin(w1.value * b) ** 2)
+
+    _, want = jax.jvp(jax.grad(explicit), (w2.value,), (v,))
+    np.testing.assert_allclose(hvp, want, rtol=1e-5)
+
+
 def test_explain_retrace_names_the_cause(caplog):
     bs.environ.set(dt=0.1)
     s = bs.State(jnp.ones(2), name="s")

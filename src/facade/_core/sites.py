@@ -409,10 +409,12 @@ class Lowering:
         args_dyn, kw_dyn = sig.split(args, kwargs)
         if inputs is not None:  # the program's own inputs come first (see __call__)
             args_dyn = (inputs, *args_dyn)
-        traced, d = self._nested_trace(fn, sig, args, kwargs, args_dyn, kw_dyn, inputs is None)
+        traced, d, reads = self._nested_trace(
+            fn, sig, args, kwargs, args_dyn, kw_dyn, inputs is None
+        )
         self._remember(WeakDiscovery(d))
         # Read through ``.value``, so that the enclosing trace records the reads.
-        values = [s.value if s in d.reads else peek(s) for s in d.states]
+        values = [s.value if s in d.reads or s in reads else peek(s) for s in d.states]
         result, written = _call_traced(traced, values, args_dyn, kw_dyn)
         if check_result is not None:
             check_result(result)
@@ -429,7 +431,7 @@ class Lowering:
         args_dyn: tuple[Any, ...],
         kw_dyn: dict[str, Any],
         keyed: bool,
-    ) -> tuple[Any, Discovery]:
+    ) -> tuple[Any, Discovery, frozenset[State]]:
         """The traced program of a nested call. An enclosing lowering that traces its program
         a second time (its first guess of the States was wrong) reuses this call's program
         from its first trace, as it reuses the loops' discoveries: nothing can change in
@@ -449,13 +451,14 @@ class Lowering:
                 if hit is not None:
                     return hit  # type: ignore[no-any-return]
         with shared_discoveries():
-            traced, d, _ = self._trace(fn, sig, args_dyn, kw_dyn, self._options(sig))
+            traced, d, found = self._trace(fn, sig, args_dyn, kw_dyn, self._options(sig))
         if memo is not None and table is not None:
             # Tracers of the enclosing trace it closed over: in ``_consts`` (as inputs) or in
             # the jaxpr's constants.
             if not traced._consts and not lowering.consts_hold_tracers(traced.jaxpr.consts):
-                table[memo] = (traced, d)
-        return traced, d
+                # A reuse replays the reads the trace made through the enclosing frames.
+                table[memo] = (traced, d, found.reads if found is not None else frozenset())
+        return traced, d, frozenset()
 
     def prepare(
         self, fn: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any]
