@@ -21,6 +21,8 @@ from typing import Any
 import jax
 import numpy as np
 from jax._src import core as _jax_core
+from jax._src import source_info_util as _source_info
+from jax._src.interpreters.partial_eval import DynamicJaxprTrace as _JitTrace
 
 ARRAY_TYPES = (jax.Array, np.ndarray, np.generic, float, complex, int, bool)
 _PACKAGE_DIR = os.path.dirname(os.path.abspath(__file__))
@@ -39,10 +41,12 @@ class Frame:
     first use; ``created`` the states created while the frame was active (local to the trace,
     never inputs or outputs). All are insertion-ordered dicts used as ordered sets. ``trace`` is
     the JAX trace the frame was pushed in: a write made under another one (the body of a raw
-    ``jax.lax.scan``, a ``jax.vmap``) cannot be carried out of it.
+    ``jax.lax.scan``, a ``jax.vmap``) cannot be carried out of it. ``late`` is None, or, in the
+    frame of a program ``jax.jit`` traces (``late_trace``), the States made inputs of it while
+    it was traced (see :func:`late_input`).
     """
 
-    __slots__ = ("values", "reads", "writes", "touched", "created", "trace")
+    __slots__ = ("values", "reads", "writes", "touched", "created", "trace", "late", "late_trace")
 
     def __init__(self, values: dict[State, Any] | None = None):
         self.values: dict[State, Any] = {} if values is None else values
@@ -51,6 +55,14 @@ class Frame:
         self.touched: dict[State, None] = {}
         self.created: dict[State, Any] = {}
         self.trace = current_trace()
+        self.late: list[State] | None = None
+        self.late_trace: Any = None
+
+    def takes_late_inputs(self, trace: Any) -> None:
+        """Let States this frame's function did not expect become inputs of the program that
+        ``jax.jit`` traces in ``trace`` (see :func:`late_input`)."""
+        if type(trace) is _JitTrace:
+            self.late, self.late_trace = [], trace
 
 
 class _Local(threading.local):
@@ -85,10 +97,57 @@ def frame(values: dict[State, Any] | None = None) -> Iterator[Frame]:
 
 def peek(state: State) -> Any:
     """The value ``state`` has in the current context, without recording a read."""
-    for f in reversed(_local.frames):
+    return value_in(state, _local.frames)
+
+
+def value_in(state: State, frames: list[Frame] | tuple[Frame, ...]) -> Any:
+    """The value ``state`` has in the context of ``frames`` (innermost last)."""
+    value = _in_frames(state, frames)
+    return state._value if value is _OWN else value
+
+
+_OWN = object()  # ``_in_frames``: no frame gives the State a value, it reads its own
+
+
+def _in_frames(state: State, frames: list[Frame] | tuple[Frame, ...]) -> Any:
+    """The value of the innermost frame holding one for ``state``; else, met first on the way
+    out, a frame taking late inputs makes it one of its program's (see :func:`late_input`);
+    else ``_OWN``."""
+    for f in reversed(frames):
         if state in f.values:
             return f.values[state]
-    return state._value
+        if f.late is not None:
+            value = late_input(state, f)
+            return _OWN if value is None else value
+    return _OWN
+
+
+def late_input(state: State, f: Frame) -> Any:
+    """Make ``state`` an input of the program ``f``'s trace records, and return its value there.
+
+    A program's first trace guesses which States it touches. A State read that the guess left
+    out would otherwise enter the program as a constant (its value at trace time), so the
+    program had to be traced again with the State as an input, running the user's Python (and
+    its side effects) twice. Instead the State's value becomes a new argument of the jit trace
+    at the point of the read; the lowering moves these arguments next to the other States'
+    (``lowering.Program.with_late_inputs``) and passes the State's value on every call.
+    Returns None when the value cannot be one (abstract, or not all arrays): the read then
+    sees the value itself, and the lowering traces again.
+    """
+    value = state._value
+    if is_abstract(value):
+        return None
+    leaves, tree = jax.tree.flatten(value)
+    try:
+        avals = [_jax_core.typeof(x) for x in leaves]
+    except TypeError:
+        return None
+    source = _source_info.current()
+    args = [f.late_trace.new_arg(aval, source) for aval in avals]
+    new = jax.tree.unflatten(tree, args)
+    f.values[state] = new
+    f.late.append(state)  # type: ignore[union-attr]
+    return new
 
 
 # Runtime type-checking wrappers (e.g. the jaxtyping import hook) sit between a user's call
@@ -196,9 +255,9 @@ def _record_read(state: State, frames: list[Frame]) -> None:
 
 
 def _frame_value(state: State, frames: list[Frame]) -> Any:
-    for f in reversed(frames):
-        if state in f.values:
-            return f.values[state]
+    value = _in_frames(state, frames)
+    if value is not _OWN:
+        return value
     if is_abstract(state._value):
         raise TypeError(
             f"{state._describe()} holds only shapes and dtypes: it was created inside a "

@@ -320,8 +320,8 @@ def test_a_held_transform_with_one_program_checks_each_calls_inputs():
 
 
 def test_a_held_grad_inside_jit_is_traced_once_on_the_first_call():
-    """The enclosing jit traces twice on its first call (it learns its States from the first
-    trace); the held grad inside is traced once, and its program reused by the second."""
+    """The held grad inside a jit is traced once on the jit's first call (the jit learns its
+    States as its one trace reads them)."""
     w = bs.ParamState(jnp.array([1.0, 2.0]))
     traces = []
 

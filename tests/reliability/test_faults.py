@@ -251,13 +251,14 @@ WARM = ["grad", "vjp", "jvp", "jit", "jit(grad) nested", "grad(jit) nested"]
     "name,warm", cases([(n, False) for n in COLD] + [(n, True) for n in WARM]), ids=str
 )
 def test_raise_at_every_execution(name: str, warm: bool) -> None:
-    n = raise_at_each_execution(name, warm, Boom)
-    assert n >= (1 if warm else 2), "expected discovery and at least one trace"
+    # At least one execution of the body: a trace (a first trace makes the States it did not
+    # expect inputs as it reads them, so a cold call may run the body only once).
+    assert raise_at_each_execution(name, warm, Boom) >= 1
 
 
 @pytest.mark.parametrize("name", cases([(n,) for n in WARM]))
 def test_keyboard_interrupt_at_every_execution(name: str) -> None:
-    assert raise_at_each_execution(name, False, KeyboardInterrupt) >= 2
+    assert raise_at_each_execution(name, False, KeyboardInterrupt) >= 1
 
 
 RUN_TIME = list(RUNNERS)

@@ -23,6 +23,7 @@ call signature by ``_lowering.Lowering``.
 from __future__ import annotations
 
 import contextlib
+import functools
 import threading
 import weakref
 from collections.abc import Callable, Iterable, Iterator, Sequence
@@ -37,10 +38,13 @@ from .._state import (
     Frame,
     State,
     active_frames,
+    current_trace,
     frame,
     is_abstract,
+    late_input,
     peek,
     raw_nested_reads,
+    value_in,
 )
 from . import keys as _sites
 from .keys import DeadState, Signature
@@ -57,7 +61,7 @@ class Discovery:
     the call observes. States the call creates are local to it and appear nowhere.
     """
 
-    __slots__ = ("states", "writes", "reads", "created")
+    __slots__ = ("states", "writes", "reads", "created", "late")
 
     def __init__(
         self, states: Iterable[State], writes: Iterable[State], reads: Iterable[State] = ()
@@ -68,6 +72,9 @@ class Discovery:
         # Weak references to the States the trace created holding a tracer: if one is still
         # alive once the trace is over, the function stored it somewhere (see ``escaped``).
         self.created: tuple[Callable[[], Any], ...] = ()
+        # A trace's own discovery, when its frame took late inputs: the States it made inputs
+        # and the ones it wrote besides those expected (see ``Pure``).
+        self.late: tuple[tuple[State, ...], tuple[State, ...]] | None = None
 
     @classmethod
     def of(cls, f: Frame, first: Sequence[State] = ()) -> Discovery:
@@ -107,6 +114,27 @@ class Discovery:
     def __repr__(self) -> str:
         names = [s.name or type(s).__name__ for s in self.states]
         return f"Discovery(states={names}, writes={len(self.writes)}, reads={len(self.reads)})"
+
+
+def _late_writes(f: Frame, d: Discovery | WeakDiscovery) -> tuple[tuple[State, ...], list[Any]]:
+    """The States a trace taking late inputs wrote that ``d`` does not list as written, and
+    their values: outputs of its program after those of ``d.writes``. A written State is an
+    input too (every discovered State is), given one if it has none yet."""
+    listed, inputs = set(d.writes), set(d.states)
+    states, values = [], []
+    for s in f.writes:
+        if s in listed or s in f.created:
+            continue
+        value = f.values.get(s, _UNWRITTEN)  # written in an inner frame only: unchanged here
+        if s not in inputs and s not in f.late:  # type: ignore[operator]
+            if late_input(s, f) is None:
+                continue  # cannot be an input: not covered, traced again
+        states.append(s)
+        values.append(f.values[s] if value is _UNWRITTEN else value)
+    return tuple(states), values
+
+
+_UNWRITTEN = object()
 
 
 class WeakDiscovery:
@@ -163,7 +191,7 @@ class Pure:
     threads tracing new shapes at once never read each other's), for the caller to check.
     """
 
-    __slots__ = ("fn", "discovery", "sig", "first", "traced", "__weakref__")
+    __slots__ = ("fn", "discovery", "sig", "first", "traced", "late_inputs", "root", "__weakref__")
 
     def __init__(
         self,
@@ -171,9 +199,29 @@ class Pure:
         discovery: Discovery | WeakDiscovery,
         sig: Signature | None = None,
         first: Callable[[], Sequence[State]] = tuple,
+        late_inputs: bool = False,
     ):
         self.fn, self.discovery, self.sig, self.first = fn, discovery, sig, first
         self.traced: dict[int, list[Discovery]] = {}
+        # Whether a State the discovery left out may become an input of the program ``jax.jit``
+        # traces (see ``_state.late_input``): the program is then traced through ``rooted``,
+        # which keeps its jit trace in ``root``. Its trace's discovery says which (``late``).
+        self.late_inputs = late_inputs
+        self.root: Any = None
+
+    def rooted(self, program: Callable[..., Any]) -> Callable[..., Any]:
+        """``program``, keeping the trace ``jax.jit`` traces it in as the one late inputs are
+        added to (``pure`` may run under transforms inside it: ``jax.grad``, ``jax.vmap``)."""
+
+        @functools.wraps(program)
+        def rooted(*args: Any, **kwargs: Any) -> Any:
+            self.root = current_trace()
+            try:
+                return program(*args, **kwargs)
+            finally:
+                self.root = None
+
+        return rooted
 
     def __call__(self, state_values: Sequence[Any], *args: Any, **kwargs: Any) -> Any:
         fresh_jax_traces()
@@ -181,11 +229,20 @@ class Pure:
             args, kwargs = self.sig.rebuild(args, kwargs)
         d = self.discovery
         with frame(dict(zip(d.states, state_values, strict=True))) as f:
+            if self.root is not None:
+                f.takes_late_inputs(self.root)
+            late = None
             try:
                 out = self.fn(*args, **kwargs)
                 written = [f.values[s] for s in d.writes]
+                if f.late is not None:
+                    late_writes, late_written = _late_writes(f, d)
+                    written += late_written
+                    if f.late or late_writes:
+                        late = (tuple(f.late), late_writes)
             finally:
                 found = Discovery.of(f, self.first())
+                found.late = late
                 f.values = {}  # the trace's values must not outlive it
         self.traced.setdefault(threading.get_ident(), []).append(found)
         return out, written
@@ -269,10 +326,7 @@ Values = Callable[[State, Any], Any]
 
 def outer_value(s: State, frames: Sequence[Frame]) -> Any:
     """The value ``s`` has in the context given by ``frames`` (innermost last)."""
-    for f in reversed(frames):
-        if s in f.values:
-            return f.values[s]
-    return s._value
+    return value_in(s, tuple(frames))
 
 
 class ProvidedValues(dict):  # type: ignore[type-arg]

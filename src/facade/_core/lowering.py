@@ -24,6 +24,7 @@ from typing import Any
 
 import jax
 from jax._src import config, core
+from jax._src.effects import JaxprInputEffect
 from jax._src.interpreters import partial_eval as pe
 from jax._src.pjit import jit_p
 from jax._src.sharding_impls import UNSPECIFIED
@@ -37,6 +38,71 @@ _lock = threading.Lock()
 BUILT = [0]  # executables made since import (tests and benchmarks count compilations with it)
 
 
+class Program:
+    """A traced program: what the core uses of a ``jax.jit(f).trace(...)``.
+
+    The one place that reads ``jax.stages.Traced``'s private fields: ``params`` (the ``jit``
+    equation's parameters) and ``outer``, the tracers of enclosing traces the function closed
+    over, which the jaxpr takes as its leading inputs.
+    """
+
+    __slots__ = ("jaxpr", "in_tree", "out_tree", "params", "outer")
+
+    def __init__(self, jaxpr: Any, in_tree: Any, out_tree: Any, params: Any, outer: Any):
+        self.jaxpr, self.in_tree, self.out_tree = jaxpr, in_tree, out_tree
+        self.params, self.outer = params, tuple(outer)
+
+    @classmethod
+    def trace(
+        cls, fn: Callable[..., Any], options: dict[str, Any], *args: Any, **kwargs: Any
+    ) -> Program:
+        """``jax.jit(fn, **options)`` traced on ``args``, ``kwargs``."""
+        traced = jax.jit(fn, **options).trace(*args, **kwargs)
+        params = traced._params
+        return cls(params["jaxpr"], traced._in_tree, traced.out_tree, params, traced._consts)
+
+    def added_inputs(self) -> int:
+        """How many inputs the trace added to the jaxpr beyond its arguments' (late inputs)."""
+        return len(self.jaxpr.jaxpr.invars) - len(self.outer) - self.in_tree.num_leaves
+
+    def with_late_inputs(
+        self, first: int, count: int, in_tree: Any, names: Sequence[str]
+    ) -> Program | None:
+        """This program with its last ``count`` inputs moved to ``first`` (counted after the
+        outer tracers' inputs), its inputs now in the tree structure ``in_tree``; None if its
+        effects refer to inputs by position (they cannot move).
+
+        A trace gives a State it did not expect a new input at the point of the read
+        (``_state.late_input``); JAX appends it to the jaxpr's inputs. Moved next to the
+        other States' values, the program takes the State as if the trace had known it.
+        """
+        jaxpr = self.jaxpr.jaxpr
+        if any(isinstance(e, JaxprInputEffect) for e in jaxpr.effects):
+            return None
+        invars = list(jaxpr.invars)
+        at = len(self.outer) + first
+        moved = invars[len(invars) - count :]
+        invars = [*invars[:at], *moved, *invars[at : len(invars) - count]]
+        info = jaxpr.debug_info
+        if info is not None and info.arg_names is not None:
+            arg_names = list(info.arg_names)
+            if len(arg_names) == len(invars) - len(self.outer) - count:
+                arg_names[first:first] = names
+                info = info._replace(arg_names=tuple(arg_names))
+            else:
+                info = info.with_unknown_names()
+        closed = self.jaxpr.replace(jaxpr=jaxpr.replace(invars=invars, debug_info=info))
+        return Program(closed, in_tree, self.out_tree, self.params, self.outer)
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        """Evaluate the program in place (inside the enclosing trace), on ``args``,
+        ``kwargs`` in its input structure. Not ``Traced.__call__``, which leaves out the outer
+        tracers the jaxpr takes first, so a nested transform closing over one failed."""
+        flat = jax.tree.leaves((args, kwargs))
+        out = core.eval_jaxpr(self.jaxpr.jaxpr, self.jaxpr.consts, *self.outer, *flat)
+        return jax.tree.unflatten(self.out_tree, out)
+
+
 class ShapesChanged(Exception):
     """An executable was called with inputs of other shapes or dtypes than its trace."""
 
@@ -46,16 +112,16 @@ class ShapesChanged(Exception):
 
 
 def executable(
-    traced: Any, options: dict[str, Any], name: str | None
+    traced: Program, options: dict[str, Any], name: str | None
 ) -> tuple[Callable[..., Any], list[Any], Any]:
     """``(run, consts, regroup)``: ``run(*args, consts, **kwargs)`` computes what ``traced``
     traced.
 
-    ``traced`` is a ``jax.jit(...).trace(*args, **kwargs)``; ``options`` are the ``jax.jit``
-    options it was traced with (in terms of ``args``). The output's tree structure is not part
-    of the key: its static parts may be new objects on every trace (``vjp``'s pullback holds its
-    trace's linear jaxpr). When the shared executable was made by a trace whose output structure
-    differs from this one's, ``regroup`` is this trace's, for :func:`regrouped`; else None.
+    ``options`` are the ``jax.jit`` options ``traced`` was traced with (in terms of ``args``).
+    The output's tree structure is not part of the key: its static parts may be new objects on
+    every trace (``vjp``'s pullback holds its trace's linear jaxpr). When the shared executable
+    was made by a trace whose output structure differs from this one's, ``regroup`` is this
+    trace's, for :func:`regrouped`; else None.
     """
     closed = traced.jaxpr
     consts = list(closed.consts)
@@ -93,7 +159,7 @@ def _options_key(options: dict[str, Any]) -> Any:
     return items
 
 
-def _make(traced: Any, options: dict[str, Any], name: str | None) -> Any:
+def _make(traced: Program, options: dict[str, Any], name: str | None) -> Any:
     closed = traced.jaxpr
     jaxpr = pe.convert_constvars_jaxpr(closed.jaxpr)
     expected: list[Any] = [v.aval for v in jaxpr.invars]
@@ -104,7 +170,7 @@ def _make(traced: Any, options: dict[str, Any], name: str | None) -> Any:
     # costly as the first trace of a large program). Its options (shardings, donation) stay
     # on the outer ``jax.jit``.
     params = dict(
-        traced._params,
+        traced.params,
         jaxpr=pe.close_jaxpr(jaxpr),
         in_shardings=(UNSPECIFIED,) * n_in,
         out_shardings=(UNSPECIFIED,) * n_out,

@@ -41,6 +41,7 @@ from typing import Any
 
 import jax
 import numpy as np
+from jax._src import config
 from jax._src.array import ArrayImpl
 
 from .. import environ
@@ -103,19 +104,6 @@ class Entry:
         if changed is None:
             self.settings_version = environ.version()
         return changed
-
-
-def _call_traced(traced: Any, values: list[Any], args: tuple[Any, ...], kwargs: Any) -> Any:
-    """Run a ``jax.jit(...).trace(...)`` program in place, inside the enclosing trace.
-
-    Not ``traced(...)``: ``Traced.__call__`` leaves out the tracers of the enclosing trace that
-    the function closed over, which the traced jaxpr takes as its leading inputs (kept in
-    ``traced._consts``), so a nested transform closing over an outer tracer failed.
-    """
-    flat = jax.tree.leaves(((values, *args), kwargs))
-    closed = traced.jaxpr
-    out = jax.core.eval_jaxpr(closed.jaxpr, closed.consts, *traced._consts, *flat)
-    return jax.tree.unflatten(traced.out_tree, out)
 
 
 class Lowering:
@@ -356,13 +344,23 @@ class Lowering:
             d = guess.with_writes(own)
             values = [peek(s) for s in d.states]
             _check_not_abstract(d.states, values)
-            pure = Pure(fn, d, sig, self.first)
-            traced = jax.jit(self.lower(pure), **options).trace(values, *args_dyn, **kw_dyn)
+            # The first attempt lets States it did not guess become inputs as it reads them
+            # (JAX's own checks insist on a jaxpr's argument names matching its inputs).
+            late = attempt == 0 and not config.enable_checks.value
+            pure = Pure(fn, d, sig, self.first, late_inputs=late)
+            program = pure.rooted(self.lower(pure)) if late else self.lower(pure)
+            traced = lowering.Program.trace(program, options, values, *args_dyn, **kw_dyn)
             found = pure.take_trace()
             if found is None:  # the transform did not call the function (nothing to check)
                 return traced, d, None
             if self.check is not None:
                 self.check(found, self.first())
+            if found.late is not None or traced.added_inputs():
+                moved = _with_late(d, found, traced, values, args_dyn, kw_dyn)
+                if moved is None:  # traced again, on the States found
+                    guess = found
+                    continue
+                d, traced = moved
             if d.covers(found):
                 return traced, d, found
             if attempt:
@@ -415,7 +413,7 @@ class Lowering:
         self._remember(WeakDiscovery(d))
         # Read through ``.value``, so that the enclosing trace records the reads.
         values = [s.value if s in d.reads or s in reads else peek(s) for s in d.states]
-        result, written = _call_traced(traced, values, args_dyn, kw_dyn)
+        result, written = traced(values, *args_dyn, **kw_dyn)
         if check_result is not None:
             check_result(result)
         for s, v in zip(d.writes, written, strict=True):
@@ -455,7 +453,7 @@ class Lowering:
         if memo is not None and table is not None:
             # Tracers of the enclosing trace it closed over: in ``_consts`` (as inputs) or in
             # the jaxpr's constants.
-            if not traced._consts and not lowering.consts_hold_tracers(traced.jaxpr.consts):
+            if not traced.outer and not lowering.consts_hold_tracers(traced.jaxpr.consts):
                 # A reuse replays the reads the trace made through the enclosing frames.
                 table[memo] = (traced, d, found.reads if found is not None else frozenset())
         return traced, d, frozenset()
@@ -479,6 +477,41 @@ class Lowering:
     def _explain(self, fn: Any, cause: str) -> None:
         if environ.get(EXPLAIN, False):
             log.warning("facade: tracing %s (%s)", self._label(fn), cause)
+
+
+def _with_late(
+    d: Discovery,
+    found: Discovery,
+    traced: lowering.Program,
+    values: list[Any],
+    args: tuple[Any, ...],
+    kwargs: dict[str, Any],
+) -> tuple[Discovery, lowering.Program] | None:
+    """The discovery and program of a trace that made States it did not expect inputs (reads)
+    and outputs (writes) as it went (see ``_state.late_input``): the expected States first,
+    then the new ones, in both. None if the program cannot be used that way: it must be
+    traced again."""
+    if found.late is None:  # ``pure`` ran more than once: whose inputs are whose is unknown
+        return None
+    if not set(d.states) <= set(found.states):
+        # The guess (another call's States) holds States this trace did not touch: they
+        # would stay inputs and outputs of the program.
+        return None
+    late, late_writes = found.late
+    leaves = [jax.tree.leaves(s._value) for s in late]
+    count = sum(map(len, leaves))
+    if count != traced.added_inputs():
+        return None
+    in_tree = jax.tree.structure((([*values, *(s._value for s in late)], *args), kwargs))
+    names = [
+        f"state {s.name or type(s).__name__}"
+        for s, ls in zip(late, leaves, strict=True)
+        for _ in ls
+    ]
+    moved = traced.with_late_inputs(len(jax.tree.leaves(values)), count, in_tree, names)
+    if moved is None:
+        return None
+    return Discovery((*d.states, *late), (*d.writes, *late_writes), found.reads), moved
 
 
 def _refuse_escaped(found: Discovery, label: str) -> None:
