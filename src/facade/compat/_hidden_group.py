@@ -12,7 +12,7 @@ unit; without it, only plain arrays exist and no unit is involved.
 from __future__ import annotations
 
 import functools
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from typing import Any
 
 import jax
@@ -81,6 +81,10 @@ def _cast(new: Any, dtype: Any, where: str) -> Any:
             "without losing its kind (a float into integers, say); cast it explicitly"
         )
     return new.astype(dtype)
+
+
+# Parameters are annotated ``Any`` where this module checks them itself: its errors name the
+# state and say what is expected (a runtime type checker would answer first, less clearly).
 
 
 class HiddenGroupState(HiddenState):
@@ -156,7 +160,7 @@ class HiddenGroupState(HiddenState):
             raise ValueError(f"{where}: index {item} out of range 0..{n - 1}")
         return item
 
-    def get_value(self, item: int | str) -> Any:
+    def get_value(self, item: Any) -> Any:
         """The value of one variable, by index (negative counts from the end) or name.
 
         Raises:
@@ -189,7 +193,7 @@ class HiddenGroupState(HiddenState):
             updates[i] = v
         return updates
 
-    def set_value(self, val: Mapping[int | str, Any] | Sequence[Any]) -> None:
+    def set_value(self, val: Any) -> None:
         """Write some of the variables, leaving the others as they are.
 
         Args:
@@ -255,7 +259,7 @@ class HiddenTreeState(HiddenGroupState):
     index2unit: dict[int, Any]
     index2name: dict[int, str]
 
-    def __init__(self, value: Mapping[str, Any] | Sequence[Any], **kwargs: Any):
+    def __init__(self, value: Any, **kwargs: Any):
         where = type(self).__name__
         if isinstance(value, list | tuple):
             value = {str(i): v for i, v in enumerate(value)}
@@ -296,7 +300,7 @@ class HiddenTreeState(HiddenGroupState):
             )
         return n
 
-    def get_value(self, item: str | int) -> Any:
+    def get_value(self, item: Any) -> Any:
         """One variable, with its unit, by name or index (negative counts from the end)."""
         i = self._index(item, allow_negative=True)
         v = self.value[..., i]
@@ -305,7 +309,7 @@ class HiddenTreeState(HiddenGroupState):
             return v
         return v * unit
 
-    def set_value(self, val: Mapping[int | str, Any] | Sequence[Any]) -> None:
+    def set_value(self, val: Any) -> None:
         """Write some of the variables, each converted to its unit (see
         :meth:`HiddenGroupState.set_value` for ``val`` and the errors); a value of another
         dimension than its variable's unit raises brainunit's error."""
