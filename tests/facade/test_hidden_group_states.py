@@ -418,3 +418,17 @@ def test_brainstate_state_module_names():
     assert _state.HiddenGroupState is facade.HiddenGroupState
     assert _state.HiddenTreeState is facade.HiddenTreeState
     assert isinstance(_state.NewStateCatcher("t"), _state.NewStateCatcher)
+
+
+def test_without_brainunit(monkeypatch):
+    # Without brainunit nothing carries a unit: the tree keeps None as each unit.
+    from facade.compat import _hidden_group
+
+    monkeypatch.setattr(_hidden_group, "_brainunit", lambda: None)
+    t = facade.HiddenTreeState({"v": jnp.zeros(2), "w": jnp.ones(2)})
+    assert t.name2unit == {"v": None, "w": None} and t.index2unit == {0: None, 1: None}
+    t.set_value({"w": jnp.array([5.0, 6.0])})
+    np.testing.assert_array_equal(t.get_value("w"), [5.0, 6.0])
+    g = facade.HiddenGroupState(jnp.zeros((2, 2)))
+    g.set_value({1: jnp.array([1.0, 2.0])})
+    np.testing.assert_array_equal(g.value, [[0.0, 1.0], [0.0, 2.0]])
