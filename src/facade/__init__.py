@@ -20,7 +20,13 @@ from . import (
     util,
 )
 from ._state import HiddenState, LongTermState, ParamState, ShortTermState, State
-from .compat._state import BatchState, maybe_state
+from .compat._state import (
+    BatchState,
+    HiddenGroupState,
+    HiddenTreeState,
+    catch_new_states,
+    maybe_state,
+)
 from .transform import BatchAxisError
 
 #: The brainstate release whose API the facade follows (``__version__`` is the facade's own).
@@ -29,11 +35,14 @@ __brainstate_version__ = "0.5.4"
 __all__ = [
     "BatchAxisError",
     "BatchState",
+    "HiddenGroupState",
     "HiddenState",
+    "HiddenTreeState",
     "LongTermState",
     "ParamState",
     "ShortTermState",
     "State",
+    "catch_new_states",
     "compile",
     "environ",
     "maybe_state",

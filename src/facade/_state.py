@@ -68,6 +68,9 @@ class Frame:
 class _Local(threading.local):
     def __init__(self) -> None:
         self.frames: list[Frame] = []
+        # The open ``catch_new_states`` blocks, innermost last: each is told of every State
+        # created on this thread while it is open (``facade.compat._catch``).
+        self.catchers: list[Any] = []
 
 
 _local = _Local()
@@ -342,14 +345,18 @@ class State:
             if _holds_tracer(value):
                 raise _raw_write_error(self, value)
             self._value = value
-            return
-        # Created inside a facade trace: local to it. The value lives in the innermost frame;
-        # the State's own slot keeps only its abstract shape, so no tracer is ever left in it.
-        trace = current_trace()
-        for f in frames:
-            f.created[self] = trace
-        frames[-1].values[self] = value
-        self._value = abstract(value) if _holds_tracer(value) else value
+        else:
+            # Created inside a facade trace: local to it. The value lives in the innermost
+            # frame; the State's own slot keeps only its abstract shape, so no tracer is ever
+            # left in it.
+            trace = current_trace()
+            for f in frames:
+                f.created[self] = trace
+            frames[-1].values[self] = value
+            self._value = abstract(value) if _holds_tracer(value) else value
+        # Only at creation, never on a read or write: the open ``catch_new_states`` blocks.
+        for catcher in _local.catchers:
+            catcher.append(self)
 
     @property
     def value(self) -> Any:

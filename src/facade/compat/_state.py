@@ -2,7 +2,8 @@
 
 Besides the facade's State classes it defines the two small names that need nothing of the
 facade's core: :func:`maybe_state` and :class:`BatchState` (re-exported as ``facade.maybe_state``
-and ``facade.BatchState``).
+and ``facade.BatchState``), and re-exports ``HiddenGroupState`` / ``HiddenTreeState``
+(``_hidden_group``) and ``catch_new_states`` / ``NewStateCatcher`` (``_catch``).
 
 ``record_state_value_read`` / ``record_state_value_write`` (which brainpy's ``Variable`` calls
 in its own ``value`` property before ``_read_value()`` / ``_write_value(v)``) record the access in
@@ -22,14 +23,20 @@ from .._state import (
     record_state_value_read,
     record_state_value_write,
 )
+from ._catch import NewStateCatcher, catch_new_states
+from ._hidden_group import HiddenGroupState, HiddenTreeState
 
 __all__ = [
     "BatchState",
+    "HiddenGroupState",
     "HiddenState",
+    "HiddenTreeState",
     "LongTermState",
+    "NewStateCatcher",
     "ParamState",
     "ShortTermState",
     "State",
+    "catch_new_states",
     "maybe_state",
     "record_state_value_read",
     "record_state_value_write",

@@ -50,6 +50,7 @@ from .._core.bridge import (
 )
 from .._filters import to_predicate
 from .._state import Frame, State, active_frames, current_trace
+from ..compat._catch import _add_tag
 from ..random import RandomState
 
 _NOT = object()  # "not declared": distinct from an axis of None ("declared unbatched")
@@ -654,8 +655,8 @@ def _capturing(spec: Spec, fn: Callable[..., Any], created: list[State]) -> Call
         new = [s for s in f.created if dict.__contains__(f.values, s)]
         created[:] = new
         if spec.state_tag is not None:
-            for s in new:
-                s.metadata["tag"] = spec.state_tag
+            for s in new:  # added to the tags an enclosing ``catch_new_states`` gave
+                _add_tag(s, spec.state_tag)
         groups = tuple(
             [f.values[s] for s in new if spec.new_axis(s) == axis] for axis in spec.new_axes_order
         )
