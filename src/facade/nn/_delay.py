@@ -31,6 +31,8 @@ from ._order import call_order
 
 __all__ = ["Delay", "DelayAccess", "DelayState", "InterpolationRegistry", "StateWithDelay"]
 
+_umath: Any = u.math  # brainunit's math functions are untyped for mypy
+
 _ROTATION = "rotation"
 _CONCAT = "concat"
 # The old ``interp_method`` names and the ``interpolation`` names they stand for.
@@ -214,17 +216,17 @@ def _delay_steps(time: Any, slot_dt: Any) -> tuple[Any, Any]:
 def _strip(tree: Any) -> tuple[Any, list]:
     """``tree`` with every Quantity replaced by its mantissa, and the leaves' units (None for a
     plain leaf) as a list in leaf order."""
-    leaves, treedef = jax.tree.flatten(tree, is_leaf=u.math.is_quantity)
-    units = [u.get_unit(x) if u.math.is_quantity(x) else None for x in leaves]
-    plain = [u.get_mantissa(x) if u.math.is_quantity(x) else x for x in leaves]
+    leaves, treedef = jax.tree.flatten(tree, is_leaf=_umath.is_quantity)
+    units = [u.get_unit(x) if _umath.is_quantity(x) else None for x in leaves]
+    plain = [u.get_mantissa(x) if _umath.is_quantity(x) else x for x in leaves]
     return jax.tree.unflatten(treedef, plain), units
 
 
 def _in_units(tree: Any, units: list) -> Any:
     """``tree``'s numbers in ``units`` (a plain leaf is taken to be in its unit already)."""
-    leaves, treedef = jax.tree.flatten(tree, is_leaf=u.math.is_quantity)
+    leaves, treedef = jax.tree.flatten(tree, is_leaf=_umath.is_quantity)
     out = [
-        x.to_decimal(unit) if u.math.is_quantity(x) and unit is not None else u.get_mantissa(x)
+        x.to_decimal(unit) if _umath.is_quantity(x) and unit is not None else u.get_mantissa(x)
         for x, unit in zip(leaves, units, strict=True)
     ]
     return jax.tree.unflatten(treedef, out)
@@ -428,12 +430,12 @@ class Delay(Module):
         if not time_and_idx:
             raise ValueError("register_delay: give at least a delay time.")
         for idx in time_and_idx[1:]:
-            if not jnp.issubdtype(u.math.get_dtype(idx), jnp.integer):
+            if not jnp.issubdtype(_umath.get_dtype(idx), jnp.integer):
                 raise TypeError(f"A delay index must be integer; got {idx}.")
         if time_and_idx[0] is None:
             return None
         time, steps = _delay_steps(time_and_idx[0], self._slot_dt())
-        self.max_time = u.math.maximum(self.max_time, u.math.max(time))
+        self.max_time = _umath.maximum(self.max_time, _umath.max(time))
         self.max_length = max(self.max_length, int(np.max(np.asarray(steps))) + 1)
         return (steps, *time_and_idx[1:])
 
@@ -614,8 +616,8 @@ class StateWithDelay(Delay):
 
     Built by ``Dynamics.prefetch_delay`` / ``Prefetch.delay.at`` and run as an after-update of
     the module, so the history follows the State step by step. ``init_state`` takes the shape
-    and dtype from the State (so the module's own ``init_state`` must create it first, which
-    the ``call_order`` of 3 ensures under ``init_all_states``).
+    and dtype from the State, batch axis included (so the module's own ``init_state`` must
+    create it first, which the ``call_order`` of 3 ensures under ``init_all_states``).
 
     Args:
         target: the module holding the State.
@@ -651,9 +653,16 @@ class StateWithDelay(Delay):
         return found
 
     @call_order(3)
-    def init_state(self, *args: Any, **kwargs: Any) -> None:
+    def init_state(self, batch_size: int | None = None, **kwargs: Any) -> None:
+        """Build the buffer in the State's current shape, which already has any batch axis
+        (brainstate 0.5.4 adds ``batch_size`` a second time)."""
         self.target_info = self._describe(self.state.value)
-        super().init_state(*args, **kwargs)
+        super().init_state(None)
+
+    def reset_state(self, batch_size: int | None = None, **kwargs: Any) -> None:
+        """Refill the buffer in the State's current shape and set the write pointer back."""
+        self.target_info = self._describe(self.state.value)
+        super().reset_state(None)
 
     def update(self, *args: Any) -> None:
         """Store the State's current value (any arguments are ignored)."""

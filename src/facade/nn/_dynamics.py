@@ -12,7 +12,7 @@ brainstate (``'V-prefetch-delay-None'``, ``'output-delay-None'``), so state path
 from __future__ import annotations
 
 from collections.abc import Callable, Hashable
-from typing import Any
+from typing import Any, cast
 
 import jax
 import jax.numpy as jnp
@@ -241,7 +241,7 @@ class PrefetchDelay(Node):
         item: the State's attribute name.
     """
 
-    def __init__(self, module: Dynamics, item: str):
+    def __init__(self, module: Module, item: str):
         super().__init__()
         self.module = module
         self.item = item
@@ -299,7 +299,7 @@ class PrefetchDelayAt(Node):
 
     def __init__(
         self,
-        module: Dynamics,
+        module: Module,
         item: str,
         *time_and_index: Any,
         delay_init: Any = None,
@@ -327,13 +327,14 @@ class PrefetchDelayAt(Node):
                     **kwargs,
                 )
                 module.add_after_update(key, not_receive_update_output(delay))
-            self.state_delay = module.get_after_update(key)
+            self.state_delay = cast(StateWithDelay, module.get_after_update(key))
             self.delay_info = self.state_delay.register_delay(*time_and_index)
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
         if not self.delay_time:
             return Prefetch(self.module, self.item).get_item_value()
-        return self.state_delay.retrieve_at_step(*self.delay_info)
+        # A delay time of None registers nothing: read the newest entry.
+        return self.state_delay.retrieve_at_step(*(self.delay_info or (0,)))
 
 
 class OutputDelayAt(Node):
@@ -355,7 +356,7 @@ class OutputDelayAt(Node):
 
     def __init__(
         self,
-        module: Dynamics,
+        module: Module,
         *delay_time: Any,
         delay_init: Any = None,
         interpolation: str | None = None,
@@ -377,11 +378,11 @@ class OutputDelayAt(Node):
                 **kwargs,
             )
             module.add_after_update(key, receive_update_output(delay))
-        self.out_delay = module.get_after_update(key)
+        self.out_delay = cast(Delay, module.get_after_update(key))
         self.delay_info = self.out_delay.register_delay(*delay_time)
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
-        return self.out_delay.retrieve_at_step(*self.delay_info)
+        return self.out_delay.retrieve_at_step(*(self.delay_info or (0,)))
 
 
 def init_maybe_prefetch(target: Any, *args: Any, **kwargs: Any) -> None:
@@ -394,6 +395,10 @@ def init_maybe_prefetch(target: Any, *args: Any, **kwargs: Any) -> None:
     if isinstance(target, Prefetch):
         target.get_item()
     elif isinstance(target, PrefetchDelay):
+        if not isinstance(target.module, Dynamics):
+            raise TypeError(
+                f"The target module should be an instance of Dynamics. But got {target.module}."
+            )
         # brainstate 0.5.4 calls its key function with one argument too few here and fails
         # with a TypeError; this looks the history up under the key it was stored with.
         found = target.module.get_after_update(_prefetch_delay_key(target.item))
