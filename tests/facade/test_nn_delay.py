@@ -154,8 +154,20 @@ class TestErrors:
         with facade.environ.context(t=1.0):
             with pytest.raises(ValueError, match="not after it"):
                 delay.retrieve_at_time(1.05)  # the future
+            # 3.5 steps back: linear reads steps 3 and 4, and 4 is not kept.
+            with pytest.raises(ValueError, match=r"within \[0, 3\] steps; got 4"):
+                delay.retrieve_at_time(1.0 - 0.35)
+            # The nearest step to 3.4 back is 3: fine for 'nearest'.
+            near = nn.Delay(jnp.zeros(2), time=0.3, interpolation="nearest")
+            near.init_state()
+            assert near.retrieve_at_time(1.0 - 0.34).tolist() == [0.0, 0.0]
+            with pytest.raises(ValueError, match=r"within \[0, 3\] steps; got 4"):
+                near.retrieve_at_time(1.0 - 0.36)
+            # Methods reading around the time need the time itself in the buffer.
+            cubic = nn.Delay(jnp.zeros(2), time=0.3, interpolation="cubic")
+            cubic.init_state()
             with pytest.raises(ValueError, match="within 3 steps before"):
-                delay.retrieve_at_time(1.0 - 0.35)  # older than the buffer
+                cubic.retrieve_at_time(1.0 - 0.31)
         with pytest.raises(KeyError, match="'t'"):
             delay.retrieve_at_time(0.0)
 
@@ -187,6 +199,13 @@ class TestErrors:
             delay.register_delay(0.1, jnp.array([0.5]))
         with pytest.raises(TypeError, match="needs a Delay"):
             nn.DelayAccess(object(), 0.1, entry="x")  # type: ignore[arg-type]
+        with pytest.raises(TypeError, match="entry"):
+            delay.at(3)  # type: ignore[arg-type]
+        # Past the suite's run-time type checks (off outside the tests) the error is also an
+        # AssertionError, which brainstate raises and its users' tests expect.
+        at = getattr(nn.Delay.at, "__wrapped__", nn.Delay.at)
+        with pytest.raises(AssertionError, match="entry should be a string"):
+            at(delay, 3)
         with pytest.raises(KeyError, match="x"):
             delay.at("x")
 

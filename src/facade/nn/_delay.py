@@ -213,27 +213,35 @@ def _delay_steps(time: Any, slot_dt: Any) -> tuple[Any, Any]:
     return time, jnp.asarray(steps, dtype=environ.ditype())
 
 
-def _strip(tree: Any) -> tuple[Any, list]:
-    """``tree`` with every Quantity replaced by its mantissa, and the leaves' units (None for a
-    plain leaf) as a list in leaf order."""
+def _strip(tree: Any) -> tuple[Any, Any]:
+    """``tree`` with every Quantity replaced by its mantissa, and its units: the same tree with
+    a ``Unit`` (or None for a plain leaf) per leaf; a single array gives a single unit."""
     leaves, treedef = jax.tree.flatten(tree, is_leaf=_umath.is_quantity)
     units = [u.get_unit(x) if _umath.is_quantity(x) else None for x in leaves]
     plain = [u.get_mantissa(x) if _umath.is_quantity(x) else x for x in leaves]
-    return jax.tree.unflatten(treedef, plain), units
+    return jax.tree.unflatten(treedef, plain), jax.tree.unflatten(treedef, units)
 
 
-def _in_units(tree: Any, units: list) -> Any:
+def _unit_list(units: Any) -> list:
+    return jax.tree.leaves(units, is_leaf=lambda x: x is None or isinstance(x, u.Unit))
+
+
+def _in_units(tree: Any, units: Any) -> Any:
     """``tree``'s numbers in ``units`` (a plain leaf is taken to be in its unit already)."""
     leaves, treedef = jax.tree.flatten(tree, is_leaf=_umath.is_quantity)
     out = [
         x.to_decimal(unit) if _umath.is_quantity(x) and unit is not None else u.get_mantissa(x)
-        for x, unit in zip(leaves, units, strict=True)
+        for x, unit in zip(leaves, _unit_list(units), strict=True)
     ]
     return jax.tree.unflatten(treedef, out)
 
 
-def _has_units(units: list) -> bool:
-    return any(unit is not None for unit in units)
+def _has_units(units: Any) -> bool:
+    return any(unit is not None for unit in _unit_list(units))
+
+
+class _ArgumentError(TypeError, AssertionError):
+    """A wrong argument: a ``TypeError``, and an ``AssertionError`` as brainstate raises."""
 
 
 # ---------------------------------------------------------------------------------------------
@@ -259,7 +267,7 @@ class DelayAccess(Node):
     def __init__(self, delay: Delay, *time: Any, entry: str):
         super().__init__()
         if not isinstance(delay, Delay):
-            raise TypeError(f"DelayAccess needs a Delay, got {type(delay).__name__}.")
+            raise _ArgumentError(f"DelayAccess needs a Delay, got {type(delay).__name__}.")
         self.delay = delay
         self._delay_entry = entry
         self.delay_info = delay.register_entry(entry, *time)
@@ -465,7 +473,9 @@ class Delay(Module):
             KeyError: no such entry.
         """
         if not isinstance(entry, str):
-            raise TypeError(f"entry should be a string naming a registered entry, got {entry!r}")
+            raise _ArgumentError(
+                f"entry should be a string naming a registered entry, got {entry!r}"
+            )
         if entry not in self._registered_entries:
             raise KeyError(f'Does not find delay entry "{entry}".')
         info = self._registered_entries[entry]
@@ -514,7 +524,7 @@ class Delay(Module):
         leaves, treedef = jax.tree.flatten(data)
         out = [
             x if unit is None else u.maybe_decimal(u.Quantity(x, unit=unit))
-            for x, unit in zip(leaves, self._unit, strict=True)
+            for x, unit in zip(leaves, _unit_list(self._unit), strict=True)
         ]
         return jax.tree.unflatten(treedef, out)
 
@@ -544,20 +554,26 @@ class Delay(Module):
         """The data at the absolute time ``delay_time``, the newest entry being at
         ``environ.get('t')``; between two steps, read by the ``interpolation`` method.
 
+        The steps read must be in the buffer: with ``'linear'`` both steps around the time,
+        with ``'nearest'`` the nearest one, with the other methods the time itself.
+
         Raises:
             KeyError: ``t`` (or ``dt``) is not set in ``environ``.
-            ValueError: the time is later than ``t`` or earlier than the buffer reaches
-                (checked when tracing only with ``jit_error_check``).
+            ValueError: the time is later than ``t``, or a step it needs is older than the
+                buffer (checked when tracing only with ``jit_error_check``).
         """
         self._check_built()
         if delay_time is None:
             raise ValueError("retrieve_at_time: the delay time should be given.")
         now = environ.get("t", desc="The current time.")
         back = _ratio(now - delay_time, self._slot_dt(), "The delay time")
-        self._check_back(back, now, delay_time)
-        # Within the check's tolerance of an end: read at that end.
-        back = jnp.clip(back, 0, self.max_length - 1)
+        # Floating-point noise in ``t - time`` must not move a read to the next step.
+        near = jnp.round(back)
+        back = jnp.where(jnp.abs(back - near) <= _RTOL * jnp.maximum(1.0, near), near, back)
         method = self.interp_method
+        direct = method in ("nearest", "round", "linear", "linear_interp")
+        self._check_back(back, now, delay_time, upper=not direct)
+        back = jnp.maximum(back, 0)
         if method in ("nearest", "round"):
             return self.retrieve_at_step(jnp.round(back).astype(jnp.int32), *indices)
         if method in ("linear", "linear_interp"):
@@ -570,7 +586,9 @@ class Delay(Module):
         data = fun(self.history.value, indices, pos, self.max_length)
         return self._with_units(data)
 
-    def _check_back(self, back: Any, now: Any, when: Any) -> None:
+    def _check_back(self, back: Any, now: Any, when: Any, upper: bool) -> None:
+        """``back`` (steps before now) must not be negative (the future) nor, if ``upper``,
+        beyond the buffer; the direct methods check the steps they read instead."""
         top = self.max_length - 1
 
         def fail(t_now: Any, t_when: Any) -> None:
@@ -579,13 +597,12 @@ class Delay(Module):
                 f"time {t_now} and not after it; got {t_when}."
             )
 
-        eps = 1e-6 * max(1, top)
         if not _is_traced(back):
             arr = np.asarray(back)
-            if np.any(arr < -eps) or np.any(arr > top + eps):
+            if np.any(arr < 0) or (upper and np.any(arr > top)):
                 fail(now, when)
         elif environ.get("jit_error_check", False):
-            bad = jnp.any((back < -eps) | (back > top + eps))
+            bad = jnp.any((back < 0) | ((back > top) & upper))
             _transform.jit_error_if(bad, fail, now, when)
 
     # -- writing --------------------------------------------------------------------------------

@@ -23,7 +23,7 @@ from .. import random as _random
 from .. import transform as _transform
 from .._state import State
 from ..graph import Node
-from ._delay import Delay, StateWithDelay
+from ._delay import Delay, StateWithDelay, _ArgumentError
 from ._module import Module
 from ._order import MAX_ORDER, call_order
 
@@ -251,11 +251,11 @@ class PrefetchDelay(Node):
         return PrefetchDelayAt(self.module, self.item, delay_time)
 
 
-def _prefetch_delay_key(item: str, update_every: Any = None) -> str:
+def _get_prefetch_delay_key(item: str, update_every: Any = None) -> str:
     return f"{item}-prefetch-delay-{update_every}"
 
 
-def _output_delay_key(update_every: Any = None) -> str:
+def _get_output_delay_key(update_every: Any = None) -> str:
     return f"output-delay-{update_every}"
 
 
@@ -309,14 +309,14 @@ class PrefetchDelayAt(Node):
     ):
         super().__init__()
         if not isinstance(module, Dynamics):
-            raise TypeError(f"PrefetchDelayAt needs a Dynamics module, got {type(module)}.")
+            raise _ArgumentError(f"PrefetchDelayAt needs a Dynamics module, got {type(module)}.")
         self.module = module
         self.item = item
         if len(time_and_index) == 1 and isinstance(time_and_index[0], tuple | list):
             time_and_index = tuple(time_and_index[0])
         self.delay_time = time_and_index
         if time_and_index:
-            key = _prefetch_delay_key(item, update_every)
+            key = _get_prefetch_delay_key(item, update_every)
             if not module.has_after_update(key):
                 delay = StateWithDelay(
                     module,
@@ -365,9 +365,9 @@ class OutputDelayAt(Node):
     ):
         super().__init__()
         if not isinstance(module, Dynamics):
-            raise TypeError(f"OutputDelayAt needs a Dynamics module, got {type(module)}.")
+            raise _ArgumentError(f"OutputDelayAt needs a Dynamics module, got {type(module)}.")
         self.module = module
-        key = _output_delay_key(update_every)
+        key = _get_output_delay_key(update_every)
         if not module.has_after_update(key):
             delay = Delay(
                 jax.ShapeDtypeStruct(module.out_size, environ.dftype()),
@@ -396,12 +396,12 @@ def init_maybe_prefetch(target: Any, *args: Any, **kwargs: Any) -> None:
         target.get_item()
     elif isinstance(target, PrefetchDelay):
         if not isinstance(target.module, Dynamics):
-            raise TypeError(
+            raise _ArgumentError(
                 f"The target module should be an instance of Dynamics. But got {target.module}."
             )
         # brainstate 0.5.4 calls its key function with one argument too few here and fails
         # with a TypeError; this looks the history up under the key it was stored with.
-        found = target.module.get_after_update(_prefetch_delay_key(target.item))
+        found = target.module.get_after_update(_get_prefetch_delay_key(target.item))
         if not isinstance(found, StateWithDelay):
             raise TypeError(
                 f"The prefetch target should be a StateWithDelay when accessing its delay. "
