@@ -107,7 +107,7 @@ def test_claims_are_found() -> None:
     assert claimed_missing("so no `eqx.filter`/`eqx.partition` is needed") == []
     assert claimed_missing("the rest of `brainstate.util` is not provided") == []
     assert claimed_missing("No tracer ever lands in a `State`.") == []
-    assert claimed_missing("no `AvgPool1d`, `MaxPool2d` or `Delay`") == []
+    assert claimed_missing("no `AvgPool1d`, `MaxPool2d` or `HiData`") == []
 
 
 @pytest.mark.parametrize("path", PAGES, ids=[str(p.relative_to(ROOT)) for p in PAGES])

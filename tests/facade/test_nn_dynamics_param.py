@@ -77,9 +77,10 @@ class TestPrefetch:
         with pytest.raises(AttributeError, match="should have an `nope` attribute"):
             nn.init_maybe_prefetch(Leaky(2).prefetch("nope"))
 
-    def test_delay_is_not_provided_yet(self) -> None:
-        with pytest.raises(NotImplementedError, match="delay"):
-            _ = Leaky(2).prefetch("v").delay
+    def test_delay_gives_a_prefetch_delay_of_the_same_item(self) -> None:
+        cell = Leaky(2)
+        pd = cell.prefetch("v").delay
+        assert isinstance(pd, nn.PrefetchDelay) and pd.module is cell and pd.item == "v"
 
 
 def test_call_order_marks_the_level_within_bounds() -> None:

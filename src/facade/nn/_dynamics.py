@@ -2,16 +2,19 @@
 ``Prefetch`` (a reference to a module attribute resolved at call time), ``call_order``,
 ``exp_euler_step`` and the update-input/output markers.
 
-The delay machinery that brainstate hangs off this (``Delay``, ``StateWithDelay``,
-``PrefetchDelay``, ``PrefetchDelayAt``, ``Dynamics.prefetch_delay`` / ``output_delay``) is not
-provided yet: ``Prefetch.delay`` raises ``NotImplementedError`` saying so.
+The delayed references hang off it: ``Prefetch.delay.at(t)`` / ``Dynamics.prefetch_delay`` give
+a :class:`PrefetchDelayAt` reading a State ``t`` back, ``Dynamics.output_delay`` an
+:class:`OutputDelayAt` reading ``update``'s result ``t`` back. Each keeps its history in a
+``Delay`` (``nn._delay``) registered as an after-update of the module, under the same key as in
+brainstate (``'V-prefetch-delay-None'``, ``'output-delay-None'``), so state paths match.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Hashable
-from typing import Any
+from typing import Any, cast
 
+import jax
 import jax.numpy as jnp
 import numpy as np
 
@@ -20,12 +23,17 @@ from .. import random as _random
 from .. import transform as _transform
 from .._state import State
 from ..graph import Node
+from ._delay import Delay, StateWithDelay, _ArgumentError
 from ._module import Module
+from ._order import MAX_ORDER, call_order
 
 __all__ = [
     "MAX_ORDER",
     "Dynamics",
+    "OutputDelayAt",
     "Prefetch",
+    "PrefetchDelay",
+    "PrefetchDelayAt",
     "call_order",
     "exp_euler_step",
     "init_maybe_prefetch",
@@ -34,9 +42,6 @@ __all__ = [
     "receive_update_input",
     "receive_update_output",
 ]
-
-#: ``call_order`` levels are in ``[0, MAX_ORDER)``, as in brainstate.
-MAX_ORDER = 10
 
 
 def _population_size(in_size: Any) -> tuple[int, ...]:
@@ -98,6 +103,35 @@ class Dynamics(Module):
     def prefetch(self, item: str) -> Prefetch:
         """A :class:`Prefetch` of attribute ``item``, resolved when called (may not exist yet)."""
         return Prefetch(self, item)
+
+    def prefetch_delay(
+        self,
+        state: str,
+        *time_and_index: Any,
+        init: Any = None,
+        interpolation: str | None = None,
+        **kwargs: Any,
+    ) -> PrefetchDelayAt:
+        """A :class:`PrefetchDelayAt` reading State ``state`` ``time_and_index[0]`` back.
+
+        ``init`` fills the history before the first step; ``**kwargs`` go to the ``Delay``
+        (``update_every``, ...).
+        """
+        return PrefetchDelayAt(
+            self, state, *time_and_index, delay_init=init, interpolation=interpolation, **kwargs
+        )
+
+    def output_delay(
+        self,
+        *time_and_index: Any,
+        init: Any = None,
+        interpolation: str | None = None,
+        **kwargs: Any,
+    ) -> OutputDelayAt:
+        """An :class:`OutputDelayAt` reading ``update``'s result ``time_and_index[0]`` back."""
+        return OutputDelayAt(
+            self, *time_and_index, delay_init=init, interpolation=interpolation, **kwargs
+        )
 
     @property
     def before_updates(self) -> dict[Hashable, Callable] | None:
@@ -177,11 +211,9 @@ class Prefetch(Node):
         self.item = item
 
     @property
-    def delay(self) -> Any:
-        raise NotImplementedError(
-            "Prefetch.delay needs brainstate's delay system (Delay, PrefetchDelay), which the "
-            "facade does not provide yet"
-        )
+    def delay(self) -> PrefetchDelay:
+        """A :class:`PrefetchDelay`: ``.delay.at(time)`` reads the item ``time`` back."""
+        return PrefetchDelay(self.module, self.item)
 
     def get_item(self) -> Any:
         """The attribute itself (a State, an array, ...)."""
@@ -201,34 +233,180 @@ class Prefetch(Node):
         return self.get_item_value()
 
 
-def init_maybe_prefetch(target: Any, *args: Any, **kwargs: Any) -> None:
-    """Check that a :class:`Prefetch` target resolves (``AttributeError`` if not); any other
-    target is left alone."""
-    if isinstance(target, Prefetch):
-        target.get_item()
+class PrefetchDelay(Node):
+    """The delayed views of ``module.<item>``: :meth:`at` picks the delay.
+
+    Args:
+        module: the Dynamics holding the State.
+        item: the State's attribute name.
+    """
+
+    def __init__(self, module: Module, item: str):
+        super().__init__()
+        self.module = module
+        self.item = item
+
+    def at(self, *delay_time: Any) -> PrefetchDelayAt:
+        """A :class:`PrefetchDelayAt` of the item ``delay_time`` back (then optional indices)."""
+        return PrefetchDelayAt(self.module, self.item, delay_time)
 
 
-def call_order(level: int = 0, check_order_boundary: bool = True) -> Callable[[Callable], Callable]:
-    """Mark a method's order among the collective calls (``init_all_states``, ...): lower first.
+def _get_prefetch_delay_key(item: str, update_every: Any = None) -> str:
+    return f"{item}-prefetch-delay-{update_every}"
+
+
+def _get_output_delay_key(update_every: Any = None) -> str:
+    return f"output-delay-{update_every}"
+
+
+class PrefetchDelayAt(Node):
+    """``module.<item>`` as it was ``time_and_index[0]`` ago: call it to read.
+
+    The first one for an item (and ``update_every``) adds a ``StateWithDelay`` as an
+    after-update of the module (key ``'<item>-prefetch-delay-<update_every>'``); later ones
+    register their delay on it. The delay is rounded up to whole steps of ``dt``. With no time
+    given it reads the current value.
+
+    Args:
+        module: the :class:`Dynamics` holding the State.
+        item: the State's attribute name.
+        *time_and_index: the delay time, then optional integer indices (or one tuple of them).
+        delay_init: the history before the first step (number, array or initializer).
+        interpolation: the ``Delay``'s interpolation method.
+        update_every: store one history entry per this much time.
+        **kwargs: other ``Delay`` arguments.
 
     Raises:
-        ValueError: ``check_order_boundary`` and ``level`` outside ``[0, MAX_ORDER)``.
+        TypeError: ``module`` is not a :class:`Dynamics`.
 
     Example:
-        >>> import facade
-        >>> @facade.nn.call_order(2)
-        ... def reset_state(self): ...
-        >>> reset_state.call_order
-        2
+        >>> import jax.numpy as jnp, facade
+        >>> class Leaky(facade.nn.Dynamics):
+        ...     def init_state(self, batch_size=None):
+        ...         self.v = facade.HiddenState(jnp.zeros(self.varshape))
+        ...     def update(self, x):
+        ...         self.v.value = 0.5 * self.v.value + x
+        ...         return self.v.value
+        >>> with facade.environ.context(dt=1.0):
+        ...     cell = Leaky(1)
+        ...     v_two_back = cell.prefetch_delay("v", 2.0)
+        ...     _ = facade.nn.init_all_states(cell)
+        ...     for x in [1.0, 2.0, 3.0]:
+        ...         _ = cell(jnp.array([x]))
+        >>> cell.v.value.tolist(), v_two_back().tolist()
+        ([4.25], [1.0])
     """
-    if check_order_boundary and not 0 <= level < MAX_ORDER:
-        raise ValueError(f'"level" must be an integer in [0, {MAX_ORDER}), but got {level}.')
 
-    def mark(fun: Callable) -> Callable:
-        fun.call_order = level  # type: ignore[attr-defined]
-        return fun
+    def __init__(
+        self,
+        module: Module,
+        item: str,
+        *time_and_index: Any,
+        delay_init: Any = None,
+        interpolation: str | None = None,
+        update_every: Any = None,
+        **kwargs: Any,
+    ):
+        super().__init__()
+        if not isinstance(module, Dynamics):
+            raise _ArgumentError(f"PrefetchDelayAt needs a Dynamics module, got {type(module)}.")
+        self.module = module
+        self.item = item
+        if len(time_and_index) == 1 and isinstance(time_and_index[0], tuple | list):
+            time_and_index = tuple(time_and_index[0])
+        self.delay_time = time_and_index
+        if time_and_index:
+            key = _get_prefetch_delay_key(item, update_every)
+            if not module.has_after_update(key):
+                delay = StateWithDelay(
+                    module,
+                    item,
+                    init=delay_init,
+                    interpolation=interpolation,
+                    update_every=update_every,
+                    **kwargs,
+                )
+                module.add_after_update(key, not_receive_update_output(delay))
+            self.state_delay = cast(StateWithDelay, module.get_after_update(key))
+            self.delay_info = self.state_delay.register_delay(*time_and_index)
 
-    return mark
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        if not self.delay_time:
+            return Prefetch(self.module, self.item).get_item_value()
+        # A delay time of None registers nothing: read the newest entry.
+        return self.state_delay.retrieve_at_step(*(self.delay_info or (0,)))
+
+
+class OutputDelayAt(Node):
+    """``module``'s ``update`` result as it was ``delay_time[0]`` ago: call it to read.
+
+    The first one (per ``update_every``) adds a ``Delay`` of shape ``module.out_size`` and the
+    default float dtype as an after-update receiving the result (key
+    ``'output-delay-<update_every>'``); later ones register their delay on it. A result with
+    brainunit units is read back with them.
+
+    Args:
+        module: the :class:`Dynamics`.
+        *delay_time: the delay time, then optional integer indices.
+        delay_init, interpolation, update_every, **kwargs: as for :class:`PrefetchDelayAt`.
+
+    Raises:
+        TypeError: ``module`` is not a :class:`Dynamics`.
+    """
+
+    def __init__(
+        self,
+        module: Module,
+        *delay_time: Any,
+        delay_init: Any = None,
+        interpolation: str | None = None,
+        update_every: Any = None,
+        **kwargs: Any,
+    ):
+        super().__init__()
+        if not isinstance(module, Dynamics):
+            raise _ArgumentError(f"OutputDelayAt needs a Dynamics module, got {type(module)}.")
+        self.module = module
+        key = _get_output_delay_key(update_every)
+        if not module.has_after_update(key):
+            delay = Delay(
+                jax.ShapeDtypeStruct(module.out_size, environ.dftype()),
+                take_aware_unit=True,
+                init=delay_init,
+                interpolation=interpolation,
+                update_every=update_every,
+                **kwargs,
+            )
+            module.add_after_update(key, receive_update_output(delay))
+        self.out_delay = cast(Delay, module.get_after_update(key))
+        self.delay_info = self.out_delay.register_delay(*delay_time)
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        return self.out_delay.retrieve_at_step(*(self.delay_info or (0,)))
+
+
+def init_maybe_prefetch(target: Any, *args: Any, **kwargs: Any) -> None:
+    """Check that a prefetch target resolves; any other target is left alone.
+
+    A :class:`Prefetch` must name an existing attribute (``AttributeError``); a
+    :class:`PrefetchDelay` must have its history on the module, i.e. a delay of that item
+    registered (``KeyError`` if not); a :class:`PrefetchDelayAt` registered itself when built.
+    """
+    if isinstance(target, Prefetch):
+        target.get_item()
+    elif isinstance(target, PrefetchDelay):
+        if not isinstance(target.module, Dynamics):
+            raise _ArgumentError(
+                f"The target module should be an instance of Dynamics. But got {target.module}."
+            )
+        # brainstate 0.5.4 calls its key function with one argument too few here and fails
+        # with a TypeError; this looks the history up under the key it was stored with.
+        found = target.module.get_after_update(_get_prefetch_delay_key(target.item))
+        if not isinstance(found, StateWithDelay):
+            raise TypeError(
+                f"The prefetch target should be a StateWithDelay when accessing its delay. "
+                f"But got {found}."
+            )
 
 
 def receive_update_output(cls: Any) -> Any:
