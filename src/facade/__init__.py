@@ -19,7 +19,7 @@ from . import (
     typing,
     util,
 )
-from ._state import HiddenState, LongTermState, ParamState, ShortTermState, State
+from ._state import DelayState, HiddenState, LongTermState, ParamState, ShortTermState, State
 from .compat._state import (
     BatchState,
     HiddenGroupState,
@@ -35,6 +35,7 @@ __brainstate_version__ = "0.5.4"
 __all__ = [
     "BatchAxisError",
     "BatchState",
+    "DelayState",
     "HiddenGroupState",
     "HiddenState",
     "HiddenTreeState",

@@ -459,3 +459,9 @@ class HiddenState(ShortTermState):
     """The hidden state of a recurrent model."""
 
     __slots__ = ()
+
+
+class DelayState(ShortTermState):
+    """The history buffer of an ``nn.Delay``."""
+
+    __slots__ = ()

@@ -524,3 +524,40 @@ class TestDynamicsDelays:
             seen.append(np.asarray(cell.V.value))
         # Stored V after calls 0, 2, 4; after the fifth call 4 * dt back is call 0.
         np.testing.assert_allclose(slow(), seen[0], rtol=1e-6)
+
+
+def test_the_delay_works_without_brainunit():
+    """brainunit is an optional extra: ``import facade`` and a plain-number Delay must work
+    where it is not installed (a subprocess where importing it fails)."""
+    import subprocess
+    import sys
+    import textwrap
+
+    script = textwrap.dedent(
+        """
+        import builtins
+        real = builtins.__import__
+        def blocked(name, *args, **kwargs):
+            if name.partition(".")[0] == "brainunit":
+                raise ImportError("brainunit is not installed")
+            return real(name, *args, **kwargs)
+        builtins.__import__ = blocked
+        import jax.numpy as jnp
+        import facade as bs
+        with bs.environ.context(dt=0.1):
+            d = bs.nn.Delay(jnp.zeros(2), time=0.3)
+            d.init_state()
+            for i in range(5):
+                d.update(jnp.full(2, float(i)))
+            print(float(d.retrieve_at_step(2)[0]))
+            with bs.environ.context(t=0.4):
+                print(float(d.retrieve_at_time(0.25)[0]))
+        """
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, check=True
+    ).stdout.split()
+    # Written 0..4, newest 4 at t=0.4: two steps back is 2; t=0.25 is halfway between the
+    # entries written at t=0.2 (value 2) and t=0.3 (value 3).
+    assert float(out[0]) == 2.0
+    np.testing.assert_allclose(float(out[1]), 2.5, rtol=1e-5)

@@ -15,6 +15,7 @@ from __future__ import annotations
 from typing import Any
 
 from .._state import (
+    DelayState,
     HiddenState,
     LongTermState,
     ParamState,
@@ -28,6 +29,7 @@ from ._hidden_group import HiddenGroupState, HiddenTreeState
 
 __all__ = [
     "BatchState",
+    "DelayState",
     "HiddenGroupState",
     "HiddenState",
     "HiddenTreeState",

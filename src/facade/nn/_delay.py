@@ -17,21 +17,27 @@ import warnings
 from collections.abc import Callable
 from typing import Any
 
-import brainunit as u
 import jax
 import jax.numpy as jnp
 import numpy as np
 
 from .. import environ
 from .. import transform as _transform
-from .._state import ShortTermState, State
+from .._state import DelayState, ShortTermState, State
 from ..graph import Node
 from ._module import Module
 from ._order import call_order
 
+u: Any
+try:
+    import brainunit as u
+except ImportError:  # brainunit is optional (the ``units`` extra): plain numbers only
+    u = None
+
 __all__ = ["Delay", "DelayAccess", "DelayState", "InterpolationRegistry", "StateWithDelay"]
 
-_umath: Any = u.math  # brainunit's math functions are untyped for mypy
+# brainunit's math (untyped for mypy), or jax.numpy's for plain numbers without brainunit
+_umath: Any = jnp if u is None else u.math
 
 _ROTATION = "rotation"
 _CONCAT = "concat"
@@ -40,10 +46,6 @@ _OLD_NAMES = {"linear_interp": "linear", "round": "nearest"}
 # A ratio this close to an integer counts as that integer: ``1.1 / 0.1`` is ``11.000000000000002``
 # in floating point, and a 1.1 ms delay at dt = 0.1 ms is 11 steps, not 12.
 _RTOL = 1e-6
-
-
-class DelayState(ShortTermState):
-    """The State kind holding a :class:`Delay`'s history buffer (brainstate's ``DelayState``)."""
 
 
 # ---------------------------------------------------------------------------------------------
@@ -183,6 +185,8 @@ def _is_traced(x: Any) -> bool:
 def _ratio(num: Any, den: Any, what: str) -> Any:
     """``num / den`` as a plain number or array; ``ValueError`` unless it is dimensionless."""
     r = num / den
+    if u is None:
+        return r
     if u.get_dim(r) != u.DIMENSIONLESS:
         raise ValueError(
             f"{what} should have the unit of time of dt; got {u.get_unit(num)} over "
@@ -216,6 +220,8 @@ def _delay_steps(time: Any, slot_dt: Any) -> tuple[Any, Any]:
 def _strip(tree: Any) -> tuple[Any, Any]:
     """``tree`` with every Quantity replaced by its mantissa, and its units: the same tree with
     a ``Unit`` (or None for a plain leaf) per leaf; a single array gives a single unit."""
+    if u is None:
+        return tree, jax.tree.map(lambda _: None, tree)
     leaves, treedef = jax.tree.flatten(tree, is_leaf=_umath.is_quantity)
     units = [u.get_unit(x) if _umath.is_quantity(x) else None for x in leaves]
     plain = [u.get_mantissa(x) if _umath.is_quantity(x) else x for x in leaves]
@@ -223,11 +229,15 @@ def _strip(tree: Any) -> tuple[Any, Any]:
 
 
 def _unit_list(units: Any) -> list:
+    if u is None:
+        return jax.tree.leaves(units, is_leaf=lambda x: x is None)
     return jax.tree.leaves(units, is_leaf=lambda x: x is None or isinstance(x, u.Unit))
 
 
 def _in_units(tree: Any, units: Any) -> Any:
     """``tree``'s numbers in ``units`` (a plain leaf is taken to be in its unit already)."""
+    if u is None:
+        return tree
     leaves, treedef = jax.tree.flatten(tree, is_leaf=_umath.is_quantity)
     out = [
         x.to_decimal(unit) if _umath.is_quantity(x) and unit is not None else u.get_mantissa(x)
@@ -406,7 +416,8 @@ class Delay(Module):
             return jnp.zeros(shape, leaf.dtype)
         if callable(self._init):
             return jnp.asarray(self._init(shape, dtype=leaf.dtype))
-        return jnp.broadcast_to(jnp.asarray(u.get_mantissa(self._init), leaf.dtype), shape)
+        init = self._init if u is None else u.get_mantissa(self._init)
+        return jnp.broadcast_to(jnp.asarray(init, leaf.dtype), shape)
 
     def _fresh(self, batch_size: int | None) -> Any:
         if self.target_info is None:
@@ -438,7 +449,8 @@ class Delay(Module):
         if not time_and_idx:
             raise ValueError("register_delay: give at least a delay time.")
         for idx in time_and_idx[1:]:
-            if not jnp.issubdtype(_umath.get_dtype(idx), jnp.integer):
+            dtype = jnp.result_type(idx) if u is None else _umath.get_dtype(idx)
+            if not jnp.issubdtype(dtype, jnp.integer):
                 raise TypeError(f"A delay index must be integer; got {idx}.")
         if time_and_idx[0] is None:
             return None
@@ -519,7 +531,7 @@ class Delay(Module):
         return (self.write_ptr.value - 1) // self.update_every_step
 
     def _with_units(self, data: Any) -> Any:
-        if self._unit is None:
+        if self._unit is None or u is None:
             return data
         leaves, treedef = jax.tree.flatten(data)
         out = [
