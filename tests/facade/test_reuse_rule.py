@@ -317,6 +317,12 @@ def test_a_held_transform_with_one_program_checks_each_calls_inputs():
     g = bs.transform.grad(lambda x: jnp.sum(w.value * x), grad_states=w)
     for x in (jnp.ones(2), jnp.ones(2) * 3.0, jnp.ones((3, 2))):
         np.testing.assert_allclose(g(x), jnp.sum(x.reshape(-1, 2), axis=0))
+    # A first call with a keyword argument is no plain signature: a later plain call of the
+    # same number of positional arguments is keyed (it failed in jax.jit's input check).
+    h = bs.transform.jit(lambda x, scale=1.0: w.value * x * scale)
+    np.testing.assert_allclose(h(jnp.ones(2), scale=3.0), w.value * 3.0)
+    np.testing.assert_allclose(h(jnp.ones(2)), w.value)
+    np.testing.assert_allclose(h(jnp.ones(2), scale=3.0), w.value * 3.0)
 
 
 def test_a_held_grad_inside_jit_is_traced_once_on_the_first_call():

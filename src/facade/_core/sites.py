@@ -84,7 +84,7 @@ class Entry:
 
     __slots__ = (
         *("refs", "write_refs", "exe", "consts", "regroup"),
-        *("settings", "settings_version", "d"),
+        *("settings", "settings_version", "d", "arity", "plain"),
     )
 
     def __init__(
@@ -95,6 +95,11 @@ class Entry:
         self.exe, self.consts, self.regroup = exe, consts, regroup
         self.settings, self.settings_version = settings, environ.version()
         self.d = WeakDiscovery(d)
+        # The number of arguments of the call it was traced for, when they were all plain
+        # arrays or numbers (set by the lowering), else -1: the fast path is for such calls.
+        self.arity = -1
+        # Its result needs neither regrouping nor writes: the fast path returns it as it is.
+        self.plain = regroup is None and not d.writes
 
     def settings_changed(self) -> str | None:
         """The first ``environ`` setting read by the trace whose value changed, else None."""
@@ -152,10 +157,9 @@ class Lowering:
         self.jit_kwargs = jit_kwargs
         self.name = name
         self.cache: dict[Any, Entry] = {}
-        # The only entry while there is one, and its number of arguments: the fast path of
+        # The only entry while there is one, if traced for plain arguments: the fast path of
         # __call__.
         self.only: Entry | None = None
-        self.only_arity = -1
         # The states of the last trace: the first guess for a new signature.
         self.hint = hint
         self.last: WeakDiscovery | None = _GUESSES.get(hint) if hint is not None else None
@@ -207,15 +211,10 @@ class Lowering:
         if inputs is not None:
             return self._run_new(fn, None, None, args, kwargs, check_result, inputs)
         only = self.only
-        if (
-            only is not None
-            and len(args) == self.only_arity
-            and not kwargs
-            and not self.static_argnums
-        ):
-            # One entry so far and a call of plain arrays or numbers: ``jax.jit`` checks their
-            # shapes, dtypes and weak types in C++ (the executable raises ShapesChanged for
-            # others), which is all the key of such a call would compare.
+        if only is not None and len(args) == only.arity and not kwargs:
+            # One entry so far, traced for a call of plain arrays or numbers, and such a call:
+            # ``jax.jit`` checks their shapes, dtypes and weak types in C++ (the executable
+            # raises ShapesChanged for others), which is all the key of such a call compares.
             for a in args:
                 if type(a) not in PLAIN_TYPES:
                     break
@@ -229,11 +228,9 @@ class Lowering:
                     except (AttributeError, lowering.ShapesChanged):
                         pass  # a State was collected, or new shapes: the keyed path below
                     else:
-                        if only.regroup is not None:
-                            out = lowering.regrouped(out, only.regroup)
-                        if check_result is None and not only.write_refs:
+                        if only.plain and check_result is None:
                             return out[0]
-                        return self._finish(fn, only.write_refs, out[0], out[1], check_result)
+                        return self._done(fn, only, out, check_result)
         key, sig = self._key(args, kwargs)
         entry = self.cache.get(key) if key is not None else None
         if entry is not None:
@@ -255,19 +252,16 @@ class Lowering:
         except lowering.ShapesChanged as err:
             self._explain(fn, _shape_cause(err, entry))
             return self._run_new(fn, key, sig, args, kwargs, check_result)
-        result, written = out if entry.regroup is None else lowering.regrouped(out, entry.regroup)
-        return self._finish(fn, entry.write_refs, result, written, check_result)
+        return self._done(fn, entry, out, check_result)
 
-    def _finish(
-        self,
-        fn: Any,
-        write_refs: Sequence[Callable[[], Any]],
-        result: Any,
-        written: Sequence[Any],
-        check_result: Callable[[Any], None] | None,
+    def _done(
+        self, fn: Any, entry: Entry, out: Any, check_result: Callable[[Any], None] | None
     ) -> Any:
+        """The result of a call of ``entry``'s executable (``out``), its writes carried out."""
+        result, written = lowering.regrouped(out, entry.regroup)
         if check_result is not None:
             check_result(result)
+        write_refs = entry.write_refs
         if write_refs:
             _check_concrete(write_refs, written, self, fn)
             for r, v in zip(write_refs, written, strict=True):
@@ -292,11 +286,11 @@ class Lowering:
         entry, args_dyn, kw_dyn, values = self._entry(fn, sig, args, kwargs, inputs=inputs)
         if key is not None and not lowering.consts_hold_tracers(entry.consts):
             self.cache[key] = entry
-        self.only = entry if len(self.cache) == 1 and key in self.cache else None
-        self.only_arity = len(args)
+            if sig is None:  # a call of plain arrays or numbers (see ``_key``)
+                entry.arity = len(args)
+        self.only = entry if len(self.cache) == 1 and entry.arity >= 0 else None
         out = entry.exe(values, *args_dyn, entry.consts, **kw_dyn)
-        result, written = lowering.regrouped(out, entry.regroup)
-        return self._finish(fn, entry.write_refs, result, written, check_result)
+        return self._done(fn, entry, out, check_result)
 
     def _entry(
         self,
@@ -308,9 +302,7 @@ class Lowering:
         inputs: Any = None,
     ) -> tuple[Entry, tuple[Any, ...], dict[str, Any], list[Any]]:
         sig = sig or self._signature(args, kwargs)
-        args_dyn, kw_dyn = sig.split(args, kwargs)
-        if inputs is not None:  # the program's own inputs come first (see __call__)
-            args_dyn = (inputs, *args_dyn)
+        args_dyn, kw_dyn = _dynamic(sig, args, kwargs, inputs)
         options = self._options(sig)
         with environ.recording() as settings, shared_discoveries():
             traced, d, found = self._trace(fn, sig, args_dyn, kw_dyn, options)
@@ -404,9 +396,7 @@ class Lowering:
         The traced program becomes part of the outer one (no executable of its own: the outer
         trace records its settings and keys the whole program)."""
         sig = self._signature(args, kwargs)
-        args_dyn, kw_dyn = sig.split(args, kwargs)
-        if inputs is not None:  # the program's own inputs come first (see __call__)
-            args_dyn = (inputs, *args_dyn)
+        args_dyn, kw_dyn = _dynamic(sig, args, kwargs, inputs)
         traced, d, reads = self._nested_trace(
             fn, sig, args, kwargs, args_dyn, kw_dyn, inputs is None
         )
@@ -477,6 +467,15 @@ class Lowering:
     def _explain(self, fn: Any, cause: str) -> None:
         if environ.get(EXPLAIN, False):
             log.warning("facade: tracing %s (%s)", self._label(fn), cause)
+
+
+def _dynamic(
+    sig: Signature, args: tuple[Any, ...], kwargs: dict[str, Any], inputs: Any
+) -> tuple[tuple[Any, ...], dict[str, Any]]:
+    """The program's dynamic arguments for a call: its own ``inputs`` first, if any (see
+    ``Lowering.__call__``), then the call's."""
+    args_dyn, kw_dyn = sig.split(args, kwargs)
+    return (args_dyn if inputs is None else (inputs, *args_dyn)), kw_dyn
 
 
 def _with_late(
