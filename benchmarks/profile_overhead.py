@@ -100,8 +100,7 @@ def split(n: int, mlp: bool, seconds: float) -> None:
     jax.block_until_ready(eager(*args))
     jax.block_until_ready(jitted(*args))
     lowering = eager._lowering
-    entry = lowering.only  # the eager call's one entry (the fast path of Lowering.__call__)
-    assert entry is not None
+    (entry,) = lowering.cache.values()  # the eager call's one entry (its ``fast`` call)
     values = [r()._value for r in entry.refs]
     kwargs: dict[str, Any] = {}
     sig = lowering._signature(args, kwargs)

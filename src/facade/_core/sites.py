@@ -131,6 +131,8 @@ class Lowering:
             function, see :func:`hint`) under which the states of the last trace are kept as
             the first guess of the next new transform's trace. The trace checks the guess, so a
             wrong one costs a second trace, never a wrong program.
+        fast: whether the transform object owning it may call its only signature's executable
+            straight away (see ``Transformed.__call__``); not when each call needs more checks.
     """
 
     def __init__(
@@ -146,6 +148,7 @@ class Lowering:
         name: str | None = None,
         hint: Any = None,
         label: str | None = None,
+        fast: bool = True,
     ):
         self.lower = lower
         self.label = label
@@ -157,9 +160,10 @@ class Lowering:
         self.jit_kwargs = jit_kwargs
         self.name = name
         self.cache: dict[Any, Entry] = {}
-        # The only entry while there is one, if traced for plain arguments: the fast path of
-        # __call__.
-        self.only: Entry | None = None
+        # While there is one entry, traced for plain arguments: the entry a transform object
+        # calls straight away (``Transformed.__call__``), if ``fast`` allows it.
+        self.fast_calls = fast
+        self.fast: Entry | None = None
         # The states of the last trace: the first guess for a new signature.
         self.hint = hint
         self.last: WeakDiscovery | None = _GUESSES.get(hint) if hint is not None else None
@@ -210,27 +214,6 @@ class Lowering:
             return self._nested(fn, args, kwargs, check_result, inputs)
         if inputs is not None:
             return self._run_new(fn, None, None, args, kwargs, check_result, inputs)
-        only = self.only
-        if only is not None and len(args) == only.arity and not kwargs:
-            # One entry so far, traced for a call of plain arrays or numbers, and such a call:
-            # ``jax.jit`` checks their shapes, dtypes and weak types in C++ (the executable
-            # raises ShapesChanged for others), which is all the key of such a call compares.
-            for a in args:
-                if type(a) not in PLAIN_TYPES:
-                    break
-            else:
-                if only.settings and only.settings_changed() is not None:
-                    self.only = None  # the keyed path below says why and traces again
-                else:
-                    try:
-                        values = [r()._value for r in only.refs]  # type: ignore[union-attr]
-                        out = only.exe(values, *args, only.consts)
-                    except (AttributeError, lowering.ShapesChanged):
-                        pass  # a State was collected, or new shapes: the keyed path below
-                    else:
-                        if only.plain and check_result is None:
-                            return out[0]
-                        return self._done(fn, only, out, check_result)
         key, sig = self._key(args, kwargs)
         entry = self.cache.get(key) if key is not None else None
         if entry is not None:
@@ -288,7 +271,8 @@ class Lowering:
             self.cache[key] = entry
             if sig is None:  # a call of plain arrays or numbers (see ``_key``)
                 entry.arity = len(args)
-        self.only = entry if len(self.cache) == 1 and entry.arity >= 0 else None
+        one = self.fast_calls and len(self.cache) == 1 and entry.arity >= 0
+        self.fast = entry if one else None
         out = entry.exe(values, *args_dyn, entry.consts, **kw_dyn)
         return self._done(fn, entry, out, check_result)
 
@@ -459,7 +443,7 @@ class Lowering:
     def clear(self) -> None:
         """Forget every traced signature (the shared executables stay)."""
         self.cache.clear()
-        self.only = self.last = None
+        self.fast = self.last = None
 
     def _label(self, fn: Any) -> str:
         return self.label or _name(fn)
@@ -626,11 +610,42 @@ class Transformed:
     is keyed by its attributes)."""
 
     graph_opaque = True
+    _lowering: Lowering
+    _fn: Callable[..., Any]  # the function its lowering traces (errors name it)
 
     def __get__(self, instance: Any, owner: type | None = None) -> Any:
         return self if instance is None else self._bind(instance)
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        """The call: straight to the executable when the lowering has one traced signature,
+        made for plain arrays or numbers, and this is such a call outside any trace; else
+        :meth:`_call`.
+
+        ``jax.jit`` checks the arguments' shapes, dtypes and weak types in C++ (the executable
+        raises ShapesChanged for others), which is all the key of such a call compares, so no
+        key is built. On a small program the Python between the user's call and the
+        executable is a tenth of the time, and it runs with the caches the executable has just
+        cooled: the steps are kept few, and in this one frame.
+        """
+        site = self._lowering
+        entry = site.fast
+        if entry is not None and not kwargs and len(args) == entry.arity and not _local.frames:
+            for a in args:
+                if type(a) not in PLAIN_TYPES:
+                    break
+            else:
+                if not entry.settings or entry.settings_changed() is None:
+                    try:
+                        values = [r()._value for r in entry.refs]  # type: ignore[union-attr]
+                        out = entry.exe(values, *args, entry.consts)
+                    except (AttributeError, lowering.ShapesChanged):
+                        pass  # a State was collected, or new shapes: the keyed path
+                    else:
+                        return out[0] if entry.plain else site._done(self._fn, entry, out, None)
+                # else: the keyed path says which setting changed, and traces again
+        return self._call(args, kwargs)
+
+    def _call(self, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
         raise NotImplementedError
 
     def _bind(self, instance: Any) -> Any:
@@ -656,13 +671,13 @@ class HeldTransform(Transformed):
         kind: str,
         static_argnums: Sequence[int] = (),
     ):
-        self._run = run
+        self._run = self._fn = run
         self._lowering = Lowering(
             call_program(), static_argnums=static_argnums, hint=hint(kind, fn)
         )
         functools.update_wrapper(self, fn, updated=())
 
-    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+    def _call(self, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
         if _local.frames:
             return self._run(*args, **kwargs)
         return self._lowering(self._run, args, kwargs)

@@ -309,7 +309,7 @@ class GradientTransform(Transformed):
             check_facade_argnums(argnums)
         params = dict(transform_params or {})
         engine.check_transform_params(transform, params)
-        self.target = target
+        self.target = self._fn = target
         self.transform = transform
         self.grad_states = grad_states
         self.argnums = argnums
@@ -339,7 +339,12 @@ class GradientTransform(Transformed):
             )
             check = _check_reads(name, states) if check_states else None
             return Lowering(
-                lower, (*states, *own), own_writes=own, check=check, hint=hint("grad", target)
+                lower,
+                (*states, *own),
+                own_writes=own,
+                check=check,
+                hint=hint("grad", target),
+                fast=not debug_nan,  # a call checks its gradients for NaN
             )
 
         self._lowering = make(False)
@@ -377,7 +382,7 @@ class GradientTransform(Transformed):
                     "(pass its value instead)"
                 )
 
-    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+    def _call(self, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
         if self.argnums is not None:
             self._check_args(args)
         if not self.debug_nan:

@@ -71,7 +71,7 @@ class JittedFunction(Transformed):
         jit_options: dict[str, Any],
         name: str | None,
     ):
-        self.fn = fn
+        self.fn = self._fn = fn
         self._given = (static_argnums, static_argnames)
         self.static_argnums, self.static_argnames = _static_names_and_nums(
             fn, static_argnums, static_argnames
@@ -100,7 +100,7 @@ class JittedFunction(Transformed):
             name=self._name,
         )
 
-    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+    def _call(self, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
         self._check_static_range(args, kwargs)
         return self._lowering(self.fn, args, kwargs)
 
