@@ -14,7 +14,7 @@ import os
 import sys
 import threading
 import types
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any
 
@@ -103,7 +103,7 @@ def peek(state: State) -> Any:
     return value_in(state, _local.frames)
 
 
-def value_in(state: State, frames: list[Frame] | tuple[Frame, ...]) -> Any:
+def value_in(state: State, frames: Sequence[Frame]) -> Any:
     """The value ``state`` has in the context of ``frames`` (innermost last)."""
     value = _in_frames(state, frames)
     return state._value if value is _OWN else value
@@ -112,7 +112,7 @@ def value_in(state: State, frames: list[Frame] | tuple[Frame, ...]) -> Any:
 _OWN = object()  # ``_in_frames``: no frame gives the State a value, it reads its own
 
 
-def _in_frames(state: State, frames: list[Frame] | tuple[Frame, ...]) -> Any:
+def _in_frames(state: State, frames: Sequence[Frame]) -> Any:
     """The value of the innermost frame holding one for ``state``; else, met first on the way
     out, a frame taking late inputs makes it one of its program's (see :func:`late_input`);
     else ``_OWN``."""

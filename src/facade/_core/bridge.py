@@ -324,11 +324,6 @@ OUTER = object()
 Values = Callable[[State, Any], Any]
 
 
-def outer_value(s: State, frames: Sequence[Frame]) -> Any:
-    """The value ``s`` has in the context given by ``frames`` (innermost last)."""
-    return value_in(s, tuple(frames))
-
-
 class ProvidedValues(dict):  # type: ignore[type-arg]
     """A probe frame's values: a State's value comes from ``values`` the first time the State
     is looked up (``State.value`` asks each frame ``state in frame.values``), or is left to the
@@ -345,7 +340,7 @@ class ProvidedValues(dict):  # type: ignore[type-arg]
             return True
         if not isinstance(s, State):
             return False
-        value = self.provide(s, outer_value(s, self.outer))
+        value = self.provide(s, value_in(s, self.outer))
         if value is OUTER:
             return False
         self[s] = value

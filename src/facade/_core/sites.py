@@ -661,7 +661,8 @@ class HeldTransform(Transformed):
         run: ``run(*args, **kwargs)``, the transform of ``fn``, traced in place inside another
             facade trace and through the lowering otherwise.
         kind: the transform's name (for the lowering's hint).
-        static_argnums: arguments of ``run`` that are static.
+        static_argnums, static_argnames: arguments of ``run`` that are static (they key the
+            compiled programs, as ``jax.jit``'s do).
     """
 
     def __init__(
@@ -670,10 +671,14 @@ class HeldTransform(Transformed):
         run: Callable[..., Any],
         kind: str,
         static_argnums: Sequence[int] = (),
+        static_argnames: Sequence[str] = (),
     ):
         self._run = self._fn = run
         self._lowering = Lowering(
-            call_program(), static_argnums=static_argnums, hint=hint(kind, fn)
+            call_program(),
+            static_argnums=static_argnums,
+            static_argnames=static_argnames,
+            hint=hint(kind, fn),
         )
         functools.update_wrapper(self, fn, updated=())
 

@@ -44,12 +44,11 @@ from .._core.bridge import (
     Pure,
     Signature,
     discover,
-    outer_value,
     read_values,
     write_values,
 )
 from .._filters import to_predicate
-from .._state import Frame, State, active_frames, current_trace
+from .._state import Frame, State, active_frames, current_trace, value_in
 from ..compat._catch import _add_tag
 from ..random import RandomState
 
@@ -521,7 +520,7 @@ class _Plan:
                     # that axis, each element reads and writes its own slice; otherwise it
                     # gains the batch axis (decided from the value at every trace, so a later
                     # call that finds the batch axis in place keeps it).
-                    if _axis_length(outer_value(s, active_frames()), dim) == n:
+                    if _axis_length(value_in(s, active_frames()), dim) == n:
                         in_axes[s] = dim
                     elif s not in _WARNED:
                         _WARNED.add(s)
@@ -593,7 +592,7 @@ def vmap_call(
     sources = _arg_sizes(per_arg, args_dyn, kw_dyn, where)
     for s, axis in spec.state_in.items():
         if axis is not None:
-            sources += _state_sizes(s, outer_value(s, active_frames()), axis, where)
+            sources += _state_sizes(s, value_in(s, active_frames()), axis, where)
     n = _batch_size(sources, spec.axis_size, where)
     in_axes = spec_in_axes if isinstance(spec_in_axes, tuple) else per_arg
     d, batched = _probe(spec, fn, args, kwargs, in_axes, n)

@@ -14,7 +14,6 @@ from typing import Any
 
 import jax
 
-from .._core import sites
 from .._state import State
 from ._mapping import Spec, filter_axes, vmap_call
 from ._vmap import Mapped
@@ -145,14 +144,6 @@ class StatefulMapping(Mapped):
             static_argnames=self.static_argnames,
         )
         super().__init__(spec)
-        if self.static_argnums or self.static_argnames:
-            # The static values key the compiled programs (as jax.jit's do).
-            self._lowering = sites.Lowering(
-                sites.call_program(),
-                static_argnums=self.static_argnums,
-                static_argnames=self.static_argnames,
-                hint=sites.hint(where, fun),
-            )
 
 
 def vmap2(

@@ -33,7 +33,13 @@ class Mapped(sites.HeldTransform):
 
     def __init__(self, spec: Spec):
         self.spec = spec
-        super().__init__(spec.fn, functools.partial(vmap_traced, spec), spec.where)
+        super().__init__(
+            spec.fn,
+            functools.partial(vmap_traced, spec),
+            spec.where,
+            spec.static_argnums,
+            spec.static_argnames,
+        )
 
 
 def vmap(
